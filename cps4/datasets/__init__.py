@@ -1,0 +1,3 @@
+from .spine_slice_dataset import SpineSliceDataset
+
+__all__ = ['SpineSliceDataset']

@@ -1,0 +1,3 @@
+from .volume_dice_metric import VolumeDiceMetric
+
+__all__ = ['VolumeDiceMetric']
