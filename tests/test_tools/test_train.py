@@ -29,7 +29,7 @@ val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                       dataset=dict(data_root=data_root))
 test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
                        dataset=dict(data_root=data_root))
-optim_wrapper = dict(optimizer=dict(lr=3e-3))
+optim_wrapper = dict(optimizer=dict(lr=1e-2))
 param_scheduler = []
 train_cfg = dict(max_iters={iters}, val_interval=1000)
 default_hooks = dict(

@@ -1,0 +1,50 @@
+"""Dataset converters: raw spine MR layouts -> 2D PNG slices + case splits.
+
+Entry points:
+
+* :func:`convert_dataset` converts an nnU-Net/MSD, MRSpineSeg, SPIDER or 2D
+  PNG dataset into ``OUT/images``, ``OUT/labels``, ``OUT/meta.json`` and
+  ``OUT/splits``.
+* :func:`load_case_volume` / :func:`reassemble_volume` put slices back into
+  volumes.
+* :func:`make_split`, :func:`write_split`, :func:`write_splits` and
+  :func:`load_split` handle case-level splits.
+"""
+from .classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
+                      SPIDER_DEFAULT_LABEL_MAP, ClassTable, default_palette)
+from .convert import FORMAT_VERSION, LAYOUTS, convert_dataset
+from .io import (DatasetFormatError, Volume, read_image_2d, read_volume,
+                 read_volume_header)
+from .layouts import (SPIDER_SEQUENCES, CaseFiles, SourceDataset,
+                      find_mrspineseg_cases, find_nnunet_cases,
+                      find_png2d_cases, find_spider_cases, load_label_map,
+                      spider_class_table)
+from .slicing import (INTENSITY_PERCENTILES, choose_slice_axis,
+                      class_to_source_values, load_case_volume,
+                      normalize_intensity, read_meta, reassemble_volume,
+                      slice_name)
+from .splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
+                     check_label_ratio, format_pct, load_split, make_split,
+                     split_filename, validate_split, write_split,
+                     write_splits)
+
+__all__ = [
+    # conversion
+    'convert_dataset', 'LAYOUTS', 'FORMAT_VERSION', 'DatasetFormatError',
+    # layouts and classes
+    'CaseFiles', 'SourceDataset', 'find_nnunet_cases',
+    'find_mrspineseg_cases', 'find_spider_cases', 'find_png2d_cases',
+    'SPIDER_SEQUENCES', 'load_label_map', 'spider_class_table', 'ClassTable',
+    'MRSPINESEG_CLASSES', 'SPIDER_DEFAULT_LABEL_MAP', 'DEFAULT_PALETTE',
+    'default_palette',
+    # volume I/O
+    'Volume', 'read_volume', 'read_volume_header', 'read_image_2d',
+    # slicing and reassembly
+    'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
+    'normalize_intensity', 'reassemble_volume', 'load_case_volume',
+    'read_meta', 'class_to_source_values',
+    # splits
+    'DEFAULT_SPLIT_SEEDS', 'DEFAULT_LABEL_RATIOS', 'make_split',
+    'write_split', 'write_splits', 'load_split', 'validate_split',
+    'split_filename', 'format_pct', 'check_label_ratio'
+]

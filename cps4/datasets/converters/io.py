@@ -1,0 +1,393 @@
+"""Reading and writing of volumes, 2D images and JSON files for converters.
+
+Volumes are read with nibabel (``.nii``/``.nii.gz``) or SimpleITK (``.mha``,
+``.mhd``, ``.nrrd`` and anything else SimpleITK understands) and returned as a
+:class:`Volume` holding the array in the *array-axis order of the reader*
+together with the voxel spacing in the same order and a 4x4 affine that maps
+array indices to RAS+ world coordinates in millimetres (the NIfTI convention;
+ITK's LPS direction cosines are converted).
+
+Every failure is reported as a :class:`DatasetFormatError` (a ``ValueError``)
+or ``FileNotFoundError`` whose message names the offending file and says what
+to do about it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional, Tuple, Union
+
+import numpy as np
+
+PathLike = Union[str, os.PathLike]
+
+NIFTI_SUFFIXES = ('.nii.gz', '.nii')
+ITK_SUFFIXES = ('.mha', '.mhd', '.nrrd', '.nhdr')
+IMAGE_2D_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+class DatasetFormatError(ValueError):
+    """A source dataset is malformed: bad file, bad label values, bad shape.
+
+    The message always names the offending file (relative to the dataset
+    root where possible) or the offending key, and what to do about it.
+    """
+
+
+@dataclass
+class Volume:
+    """A 3D array with its geometry.
+
+    Attributes:
+        data (np.ndarray): The 3D array, in the reader's array-axis order.
+        spacing (tuple[float, float, float]): Voxel size in mm per array axis.
+        affine (np.ndarray): 4x4 matrix mapping array indices to RAS+ mm.
+    """
+
+    data: np.ndarray
+    spacing: Tuple[float, float, float]
+    affine: np.ndarray
+
+
+@dataclass
+class VolumeHeader:
+    """Shape and spacing of a volume, read without loading its voxels.
+
+    Attributes:
+        shape (tuple[int, int, int]): Array shape in array-axis order.
+        spacing (tuple[float, float, float]): Voxel size in mm per array axis.
+    """
+
+    shape: Tuple[int, int, int]
+    spacing: Tuple[float, float, float]
+
+
+def strip_suffix(name: str, suffixes=NIFTI_SUFFIXES + ITK_SUFFIXES +
+                 IMAGE_2D_SUFFIXES) -> str:
+    """Remove a known (possibly double, e.g. ``.nii.gz``) file suffix.
+
+    Args:
+        name (str): A file name.
+        suffixes (tuple[str]): Suffixes to try, longest first where they
+            overlap. Matching is case-insensitive.
+
+    Returns:
+        str: ``name`` without its suffix, or unchanged when none matches.
+    """
+    lower = name.lower()
+    for suffix in suffixes:
+        if lower.endswith(suffix):
+            return name[:-len(suffix)]
+    return name
+
+
+def _is_nifti(path: Path) -> bool:
+    return path.name.lower().endswith(NIFTI_SUFFIXES)
+
+
+def _require_file(path: Path, display: str) -> None:
+    if not path.is_file():
+        raise FileNotFoundError(
+            f'{display}: file not found ({path}); add the missing file or '
+            'remove the case from the dataset')
+
+
+def _unreadable(display: str, exc: BaseException) -> DatasetFormatError:
+    return DatasetFormatError(
+        f'{display}: cannot read the file ({type(exc).__name__}: {exc}); it '
+        'is probably truncated or not a valid image file, re-export or '
+        're-download it')
+
+
+def _as_3d_shape(shape, display: str) -> Tuple[int, int, int]:
+    """Check that ``shape`` is 3D, allowing trailing singleton dimensions."""
+    shape = tuple(int(s) for s in shape)
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        hint = (" (use the 'png2d' layout for 2D images)"
+                if len(shape) == 2 else '')
+        raise DatasetFormatError(
+            f'{display}: expected a 3D volume but the array has shape '
+            f'{list(shape)}{hint}; provide one 3D volume per case')
+    return shape
+
+
+def _sitk():
+    try:
+        import SimpleITK as sitk
+    except ImportError as exc:  # pragma: no cover - optional dependency
+        raise ImportError('SimpleITK is required to read .mha/.mhd/.nrrd '
+                          'files: pip install SimpleITK') from exc
+    return sitk
+
+
+def _itk_affine(direction, spacing, origin) -> np.ndarray:
+    """Affine from (z, y, x) array indices to RAS+ mm for an ITK image."""
+    ndim = len(spacing)
+    direction = np.asarray(direction, dtype=np.float64).reshape(ndim, ndim)
+    lps = direction * np.asarray(spacing, dtype=np.float64)[None, :]
+    affine = np.eye(4)
+    # ITK index order is (x, y, z); the numpy array order is (z, y, x).
+    affine[:3, :3] = lps[:3, :3][:, ::-1]
+    affine[:3, 3] = np.asarray(origin, dtype=np.float64)[:3]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine
+
+
+def read_volume_header(path: PathLike,
+                       display: Optional[str] = None) -> VolumeHeader:
+    """Read the shape and spacing of a volume without loading the voxels.
+
+    Args:
+        path (str | PathLike): Volume file.
+        display (str, optional): Name used in error messages. Defaults to
+            the path.
+
+    Returns:
+        VolumeHeader: 3D shape and spacing in array-axis order.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        DatasetFormatError: The file is unreadable or not 3D.
+    """
+    path = Path(path)
+    display = display or str(path)
+    _require_file(path, display)
+    try:
+        if _is_nifti(path):
+            import nibabel as nib
+            header = nib.load(str(path)).header
+            shape = header.get_data_shape()
+            zooms = header.get_zooms()
+        else:
+            sitk = _sitk()
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(path))
+            reader.ReadImageInformation()
+            if reader.GetNumberOfComponents() != 1:
+                raise DatasetFormatError(
+                    f'{display}: has {reader.GetNumberOfComponents()} '
+                    'components per voxel; provide a scalar volume')
+            shape = tuple(reversed(reader.GetSize()))
+            zooms = tuple(reversed(reader.GetSpacing()))
+    except DatasetFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure
+        raise _unreadable(display, exc) from exc
+    shape = _as_3d_shape(shape, display)
+    spacing = tuple(float(z) for z in tuple(zooms)[:3])
+    if len(spacing) < 3:
+        spacing = spacing + (1.0, ) * (3 - len(spacing))
+    return VolumeHeader(shape=shape, spacing=spacing)
+
+
+def read_volume(path: PathLike,
+                display: Optional[str] = None,
+                is_label: bool = False) -> Volume:
+    """Read a 3D volume.
+
+    Args:
+        path (str | PathLike): ``.nii``/``.nii.gz`` (nibabel) or any format
+            SimpleITK reads (``.mha``, ``.mhd``, ``.nrrd``...).
+        display (str, optional): Name used in error messages. Defaults to
+            the path.
+        is_label (bool): Keep the stored integer dtype (labels) instead of
+            converting to float32 (images). Defaults to False.
+
+    Returns:
+        Volume: The array in the reader's axis order with its geometry.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        DatasetFormatError: The file is unreadable, not 3D, or a label file
+            holds non-integer values.
+    """
+    path = Path(path)
+    display = display or str(path)
+    _require_file(path, display)
+    try:
+        if _is_nifti(path):
+            import nibabel as nib
+            img = nib.load(str(path))
+            data = np.asanyarray(img.dataobj)
+            if not is_label:
+                data = data.astype(np.float32, copy=False)
+            spacing = tuple(float(z) for z in img.header.get_zooms()[:3])
+            affine = np.asarray(img.affine, dtype=np.float64)
+        else:
+            sitk = _sitk()
+            img = sitk.ReadImage(str(path))
+            if img.GetNumberOfComponentsPerPixel() != 1:
+                raise DatasetFormatError(
+                    f'{display}: has {img.GetNumberOfComponentsPerPixel()} '
+                    'components per voxel; provide a scalar volume')
+            data = sitk.GetArrayFromImage(img)
+            if not is_label:
+                data = data.astype(np.float32, copy=False)
+            spacing = tuple(float(s) for s in reversed(img.GetSpacing()))
+            affine = _itk_affine(img.GetDirection(), img.GetSpacing(),
+                                 img.GetOrigin())
+    except DatasetFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure
+        raise _unreadable(display, exc) from exc
+    shape = _as_3d_shape(data.shape, display)
+    data = data.reshape(shape)
+    if is_label:
+        data = _as_integer_labels(data, display)
+    if len(spacing) < 3:
+        spacing = spacing + (1.0, ) * (3 - len(spacing))
+    return Volume(data=data, spacing=spacing[:3], affine=affine)
+
+
+def _as_integer_labels(data: np.ndarray, display: str) -> np.ndarray:
+    """Return ``data`` as an integer array, refusing fractional values."""
+    if np.issubdtype(data.dtype, np.integer):
+        return data
+    if data.dtype == np.bool_:
+        return data.astype(np.uint8)
+    if not np.issubdtype(data.dtype, np.floating):
+        raise DatasetFormatError(
+            f'{display}: label array has dtype {data.dtype}; store labels as '
+            'integers')
+    if not np.all(np.isfinite(data)) or np.any(data != np.round(data)):
+        raise DatasetFormatError(
+            f'{display}: label array holds non-integer or non-finite values; '
+            'a mask must contain integer label values only')
+    return data.astype(np.int64)
+
+
+def read_image_2d(path: PathLike,
+                  display: Optional[str] = None,
+                  is_label: bool = False) -> np.ndarray:
+    """Read a 2D image with Pillow.
+
+    Colour images whose channels are all equal are reduced to one channel;
+    other colour images are converted to luminance (images) or refused
+    (labels, which must hold class values, not colours).
+
+    Args:
+        path (str | PathLike): Image file.
+        display (str, optional): Name used in error messages.
+        is_label (bool): Return integer label values (palette images give
+            their palette indices). Defaults to False.
+
+    Returns:
+        np.ndarray: 2D array, float32 for images, integers for labels.
+
+    Raises:
+        FileNotFoundError: The file does not exist.
+        DatasetFormatError: The file is unreadable or a colour label map.
+    """
+    from PIL import Image
+    path = Path(path)
+    display = display or str(path)
+    _require_file(path, display)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = np.asarray(img)
+            mode = img.mode
+            if arr.ndim == 3:
+                colour = arr[..., :3] if arr.shape[-1] >= 3 else arr[..., :1]
+                if np.all(colour == colour[..., :1]):
+                    arr = colour[..., 0]
+                elif is_label:
+                    raise DatasetFormatError(
+                        f'{display}: label image is in colour (mode {mode}); '
+                        'store labels as single-channel class values '
+                        '(mode L or P)')
+                else:
+                    arr = np.asarray(img.convert('L'))
+    except DatasetFormatError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - any reader failure
+        raise _unreadable(display, exc) from exc
+    if arr.ndim != 2:
+        raise DatasetFormatError(
+            f'{display}: expected a 2D image, got shape {list(arr.shape)}')
+    if is_label:
+        return _as_integer_labels(arr, display)
+    return arr.astype(np.float32)
+
+
+def write_png(path: PathLike, array: np.ndarray) -> None:
+    """Write a 2D uint8 array as an 8-bit grayscale PNG.
+
+    Args:
+        path (str | PathLike): Destination file.
+        array (np.ndarray): 2D uint8 array.
+    """
+    from PIL import Image
+    if array.ndim != 2 or array.dtype != np.uint8:
+        raise ValueError('write_png expects a 2D uint8 array, got '
+                         f'{array.dtype} with shape {list(array.shape)}')
+    Image.fromarray(np.ascontiguousarray(array), mode='L').save(str(path))
+
+
+def read_png(path: PathLike) -> np.ndarray:
+    """Read a PNG written by :func:`write_png` back as a 2D uint8 array.
+
+    Args:
+        path (str | PathLike): PNG file.
+
+    Returns:
+        np.ndarray: 2D uint8 array.
+    """
+    from PIL import Image
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{path}: slice not found; the converted '
+                                'folder is incomplete, convert it again')
+    with Image.open(path) as img:
+        return np.array(img, dtype=np.uint8)
+
+
+def read_json(path: PathLike, display: Optional[str] = None) -> Any:
+    """Load a JSON file with a clear error for missing or invalid files.
+
+    Args:
+        path (str | PathLike): JSON file.
+        display (str, optional): Name used in error messages.
+
+    Returns:
+        Any: The decoded JSON document.
+    """
+    path = Path(path)
+    display = display or str(path)
+    if not path.is_file():
+        raise FileNotFoundError(f'{display}: file not found ({path})')
+    try:
+        with open(path, encoding='utf-8') as f:
+            return json.load(f)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DatasetFormatError(
+            f'{display}: not valid JSON ({exc}); fix the file') from exc
+
+
+def write_json_atomic(path: PathLike, obj: Any) -> None:
+    """Write ``obj`` as indented JSON via a temporary file and ``os.replace``.
+
+    A reader never sees a half-written file and an interrupted write leaves
+    any previous version of ``path`` intact.
+
+    Args:
+        path (str | PathLike): Destination file; its folder must exist.
+        obj (Any): JSON-serialisable object.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(
+        dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as f:
+            json.dump(obj, f, indent=2)
+            f.write('\n')
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise

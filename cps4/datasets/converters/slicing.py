@@ -1,0 +1,284 @@
+"""Cut volumes into 2D slices and put converted slices back together.
+
+Conventions shared by the converter and every reader of its output:
+
+* A slice ``i`` along ``slice_axis`` is ``np.take(volume, i, slice_axis)``:
+  the two remaining axes keep their array order (rows = first remaining
+  axis). :func:`reassemble_volume` is its exact inverse (``np.stack`` along
+  ``slice_axis``).
+* Image intensities are normalised per case: clipped to the case's
+  [0.5, 99.5] percentiles and scaled linearly to 0..255 (uint8).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .io import DatasetFormatError, PathLike, read_json, read_png
+
+#: Percentiles clipped by :func:`normalize_intensity`.
+INTENSITY_PERCENTILES = (0.5, 99.5)
+
+
+def slice_name(case_id: str, index: int) -> str:
+    """File name of slice ``index`` of ``case_id`` (``<case>_<iiii>.png``).
+
+    Args:
+        case_id (str): Case identifier.
+        index (int): Slice index along the slice axis.
+
+    Returns:
+        str: The PNG file name.
+    """
+    return f'{case_id}_{index:04d}.png'
+
+
+def choose_slice_axis(spacing: Sequence[float], shape: Sequence[int]) -> int:
+    """Pick the slice axis of a volume from its geometry.
+
+    The axis with the largest spacing (the through-plane direction of a 2D
+    multi-slice acquisition) is chosen; among axes with equal spacing (to
+    1e-3 relative) the one with the fewest voxels wins, then the lowest axis.
+
+    Args:
+        spacing (Sequence[float]): Voxel size per array axis.
+        shape (Sequence[int]): Array shape.
+
+    Returns:
+        int: The slice axis.
+    """
+    spacing = np.asarray(spacing, dtype=np.float64)
+    largest = spacing.max()
+    tied = [
+        a for a in range(len(spacing))
+        if np.isclose(spacing[a], largest, rtol=1e-3, atol=0)
+    ]
+    return min(tied, key=lambda a: (int(shape[a]), a))
+
+
+def normalize_intensity(image: np.ndarray,
+                        display: str = 'image') -> np.ndarray:
+    """Clip to the [0.5, 99.5] percentiles and scale to uint8 0..255.
+
+    When the percentile range is empty (e.g. more than 99.5% of voxels share
+    one value) but the image is not constant, the min/max range is used.
+
+    Args:
+        image (np.ndarray): Intensities of one case (any shape).
+        display (str): File name for error messages.
+
+    Returns:
+        np.ndarray: uint8 array of the same shape.
+
+    Raises:
+        DatasetFormatError: The image holds NaN/Inf or is constant.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    finite = np.isfinite(image)
+    if not finite.all():
+        n_bad = int(image.size - np.count_nonzero(finite))
+        raise DatasetFormatError(
+            f'{display}: {n_bad} voxels are NaN or infinite; fix or '
+            're-export the image')
+    lo, hi = np.percentile(image, INTENSITY_PERCENTILES)
+    if not hi > lo:
+        lo, hi = float(image.min()), float(image.max())
+    if not hi > lo:
+        raise DatasetFormatError(
+            f'{display}: the image is constant (every voxel is {lo:g}); it '
+            'holds no data, remove the case or fix the file')
+    scaled = (np.clip(image, lo, hi) - lo) * (255.0 / (hi - lo))
+    return np.rint(scaled).astype(np.uint8)
+
+
+def iter_slices(volume: np.ndarray, slice_axis: int):
+    """Yield ``(index, slice)`` along ``slice_axis``.
+
+    Args:
+        volume (np.ndarray): 3D array.
+        slice_axis (int): Axis to slice along.
+
+    Yields:
+        tuple[int, np.ndarray]: Slice index and the contiguous 2D slice.
+    """
+    moved = np.moveaxis(volume, slice_axis, 0)
+    for i in range(moved.shape[0]):
+        yield i, np.ascontiguousarray(moved[i])
+
+
+def reassemble_volume(slices: Union[Mapping[int, np.ndarray],
+                                    Sequence[np.ndarray]],
+                      n_slices: int,
+                      slice_axis: int,
+                      fill_value: Optional[float] = None) -> np.ndarray:
+    """Stack 2D slices back into a volume (inverse of the slicing).
+
+    Args:
+        slices (Mapping[int, np.ndarray] | Sequence[np.ndarray]): Slices by
+            index, or a sequence whose position is the index.
+        n_slices (int): Number of slices of the volume.
+        slice_axis (int): Axis the slices were taken along (-3..2).
+        fill_value (float, optional): Value for missing slices (e.g. 0 for
+            predictions of filtered-out empty slices). Defaults to None:
+            missing slices raise.
+
+    Returns:
+        np.ndarray: Volume whose ``np.take(volume, i, slice_axis)`` is
+        ``slices[i]``.
+
+    Raises:
+        ValueError: Indices out of range, missing slices without
+            ``fill_value``, or slices of different shapes.
+    """
+    if not -3 <= slice_axis <= 2:
+        raise ValueError(f'slice_axis must be in -3..2, got {slice_axis}')
+    if n_slices < 1:
+        raise ValueError(f'n_slices must be >= 1, got {n_slices}')
+    if not isinstance(slices, Mapping):
+        slices = dict(enumerate(slices))
+    if not slices:
+        raise ValueError('no slices to reassemble')
+    bad = sorted(int(i) for i in slices if not 0 <= int(i) < n_slices)
+    if bad:
+        raise ValueError(
+            f'slice indices {bad} are outside 0..{n_slices - 1}')
+    arrays = {int(i): np.asarray(s) for i, s in slices.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(
+            f'slices must be 2D arrays of one shape, got shapes '
+            f'{sorted(shapes)}')
+    missing = [i for i in range(n_slices) if i not in arrays]
+    first = arrays[min(arrays)]
+    if missing:
+        if fill_value is None:
+            preview = missing[:20]
+            raise ValueError(
+                f'{len(missing)} of {n_slices} slices are missing '
+                f'(indices {preview}{"..." if len(missing) > 20 else ""}); '
+                'pass fill_value to fill them')
+        filler = np.full(first.shape, fill_value, dtype=first.dtype)
+    stacked = [
+        arrays[i] if i in arrays else filler for i in range(n_slices)
+    ]
+    return np.stack(stacked, axis=slice_axis)
+
+
+def read_meta(out_dir: PathLike) -> dict:
+    """Load and minimally check the ``meta.json`` of a converted dataset.
+
+    Args:
+        out_dir (str | PathLike): Converted dataset folder.
+
+    Returns:
+        dict: The meta data.
+    """
+    path = Path(out_dir) / 'meta.json'
+    meta = read_json(path)
+    missing = [
+        k for k in ('classes', 'label_values', 'slice_axis', 'cases')
+        if k not in meta
+    ]
+    if missing:
+        raise DatasetFormatError(
+            f'{path}: keys {missing} missing; convert the dataset again')
+    return meta
+
+
+def load_case_volume(out_dir: PathLike,
+                     case_id: str,
+                     what: str = 'label',
+                     to_source_values: bool = False,
+                     meta: Optional[dict] = None) -> np.ndarray:
+    """Load a converted case back as a volume in the original array shape.
+
+    Args:
+        out_dir (str | PathLike): Converted dataset folder.
+        case_id (str): Case to load.
+        what (str): ``'label'`` (class indices) or ``'image'`` (normalised
+            uint8 intensities). Defaults to ``'label'``.
+        to_source_values (bool): Map class indices back to the source label
+            values of ``meta['label_values']`` (labels only). Where several
+            source values were merged into one class (e.g. SPIDER's canal
+            into background) the class's representative value is returned.
+            Defaults to False.
+        meta (dict, optional): Already loaded ``meta.json``.
+
+    Returns:
+        np.ndarray: Volume of shape ``meta['cases'][case_id]['shape']``;
+        uint8 indices/intensities, or the smallest integer dtype holding the
+        source values.
+    """
+    if what not in ('label', 'image'):
+        raise ValueError(f"what must be 'label' or 'image', got {what!r}")
+    if to_source_values and what != 'label':
+        raise ValueError('to_source_values applies to labels only')
+    out_dir = Path(out_dir)
+    meta = meta if meta is not None else read_meta(out_dir)
+    if case_id not in meta['cases']:
+        raise KeyError(f'case {case_id!r} not in {out_dir / "meta.json"}')
+    case = meta['cases'][case_id]
+    if what == 'label' and case.get('label') is None:
+        raise ValueError(f'case {case_id!r} is unlabelled; it has no label '
+                         'slices')
+    folder = out_dir / ('labels' if what == 'label' else 'images')
+    n_slices = int(case['n_slices'])
+    slices = [
+        read_png(folder / slice_name(case_id, i)) for i in range(n_slices)
+    ]
+    volume = reassemble_volume(slices, n_slices, int(meta['slice_axis']))
+    shape = tuple(case['shape'])
+    if volume.shape != shape:
+        raise DatasetFormatError(
+            f'{folder}: slices of {case_id!r} reassemble to shape '
+            f'{list(volume.shape)}, meta.json says {list(shape)}')
+    if to_source_values:
+        volume = class_to_source_values(volume, meta['label_values'],
+                                        f'case {case_id!r}')
+    return volume
+
+
+def class_to_source_values(labels: np.ndarray,
+                           label_values: Sequence[Optional[int]],
+                           display: str = 'labels') -> np.ndarray:
+    """Map class indices to source label values.
+
+    Args:
+        labels (np.ndarray): Class indices.
+        label_values (Sequence[int | None]): Source value of each class.
+        display (str): Name for error messages.
+
+    Returns:
+        np.ndarray: Source values in the smallest fitting integer dtype.
+    """
+    present = np.unique(labels)
+    if present.size and int(present.max()) >= len(label_values):
+        raise DatasetFormatError(
+            f'{display}: class index {int(present.max())} exceeds the '
+            f'{len(label_values)} classes of meta.json')
+    unmapped = [int(i) for i in present if label_values[int(i)] is None]
+    if unmapped:
+        raise DatasetFormatError(
+            f'{display}: classes {unmapped} have no source label value')
+    values = [0 if v is None else int(v) for v in label_values]
+    dtype = np.result_type(np.min_scalar_type(min(values)),
+                           np.min_scalar_type(max(values)))
+    lut = np.asarray(values, dtype=dtype)
+    return lut[labels]
+
+
+def volume_geometry(shape: Sequence[int], spacing: Sequence[float],
+                    affine: np.ndarray) -> Tuple[List[int], List[float],
+                                                 List[List[float]]]:
+    """Return JSON-ready ``shape``, ``spacing`` and ``affine`` lists."""
+    return ([int(s) for s in shape], [float(s) for s in spacing],
+            [[float(x) for x in row] for row in np.asarray(affine)])
+
+
+__all__: List[str] = [
+    'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
+    'normalize_intensity', 'iter_slices', 'reassemble_volume', 'read_meta',
+    'load_case_volume', 'class_to_source_values', 'volume_geometry'
+]

@@ -1,0 +1,48 @@
+"""Write case-level splits for an already converted dataset.
+
+Example::
+
+    python tools/dataset_converters/make_splits.py data/myosegmentum_vb \
+        --seeds 0 1 2 --ratios 0.05 0.1 0.025
+"""
+import argparse
+import sys
+
+from mmengine.logging import print_log
+
+from cps4.datasets.converters import write_splits
+from cps4.datasets.converters.cli import add_split_arguments, setup_logger
+
+
+def parse_args(argv=None):
+    """Parse command line arguments."""
+    parser = argparse.ArgumentParser(
+        description='Write OUT/splits/seed{seed}_{pct}pct.json for a '
+        'converted dataset folder.')
+    parser.add_argument('out_dir', help='converted dataset (has meta.json)')
+    add_split_arguments(parser)
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace existing split files that differ')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    """Parse arguments and write the splits; return the exit code."""
+    args = parse_args(argv)
+    setup_logger('cps4_make_splits')
+    try:
+        paths = write_splits(args.out_dir, args.seeds, args.ratios,
+                             args.val_fraction, args.test_fraction,
+                             args.overwrite)
+    except (ValueError, OSError) as exc:
+        print_log(f'making splits failed: {exc}', logger='current', level=40)
+        return 1
+    for path in paths:
+        print_log(f'wrote {path}', logger='current')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
