@@ -1,3 +1,8 @@
 from .spine_slice_dataset import SpineSliceDataset
+from .synthetic_spine import (SPINE_CLASSES, SPINE_PALETTE, generate_case,
+                              write_synthetic_dataset)
 
-__all__ = ['SpineSliceDataset']
+__all__ = [
+    'SpineSliceDataset', 'SPINE_CLASSES', 'SPINE_PALETTE', 'generate_case',
+    'write_synthetic_dataset'
+]
