@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
-CONFIG=${CONFIG:-configs/supervised/unet-s5-d16_fcn_1xb8-600_synthetic-100pct-demo.py}
+CONFIG=${CONFIG:-configs/supervised/unet-s5-d16_fcn_1xb4-1k_synthetic-100pct-128px.py}
 WORK_DIR=${WORK_DIR:-work_dirs/demo}
 RAW=data/synthetic_raw
 DATA=data/synthetic
