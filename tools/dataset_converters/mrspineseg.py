@@ -7,11 +7,7 @@ Example::
 """
 import sys
 
-from mmengine.logging import print_log
-
-from cps4.datasets.converters import convert_dataset
-from cps4.datasets.converters.cli import (common_kwargs, parse_args,
-                                          setup_logger)
+from cps4.datasets.converters.cli import parse_args, run_converter
 
 
 def main(argv=None):
@@ -20,13 +16,7 @@ def main(argv=None):
         'Convert a MRSpineSeg dataset (MR/CaseN.nii.gz, '
         'Mask/mask_caseN.nii.gz) into 2D PNG slices, meta.json and case '
         'splits.', argv)
-    setup_logger('cps4_convert_mrspineseg', args.log_file)
-    try:
-        convert_dataset(layout='mrspineseg', **common_kwargs(args))
-    except (ValueError, OSError) as exc:
-        print_log(f'conversion failed: {exc}', logger='current', level=40)
-        return 1
-    return 0
+    return run_converter('mrspineseg', args)
 
 
 if __name__ == '__main__':

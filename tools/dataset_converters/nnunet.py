@@ -7,11 +7,7 @@ Example::
 """
 import sys
 
-from mmengine.logging import print_log
-
-from cps4.datasets.converters import convert_dataset
-from cps4.datasets.converters.cli import (common_kwargs, parse_args,
-                                          setup_logger)
+from cps4.datasets.converters.cli import parse_args, run_converter
 
 
 def main(argv=None):
@@ -19,13 +15,7 @@ def main(argv=None):
     args = parse_args(
         'Convert an nnU-Net/MSD raw dataset (imagesTr, labelsTr, '
         'dataset.json) into 2D PNG slices, meta.json and case splits.', argv)
-    setup_logger('cps4_convert_nnunet', args.log_file)
-    try:
-        convert_dataset(layout='nnunet', **common_kwargs(args))
-    except (ValueError, OSError) as exc:
-        print_log(f'conversion failed: {exc}', logger='current', level=40)
-        return 1
-    return 0
+    return run_converter('nnunet', args)
 
 
 if __name__ == '__main__':

@@ -10,11 +10,7 @@ Example::
 """
 import sys
 
-from mmengine.logging import print_log
-
-from cps4.datasets.converters import convert_dataset
-from cps4.datasets.converters.cli import (common_kwargs, parse_args,
-                                          setup_logger)
+from cps4.datasets.converters.cli import parse_args, run_converter
 
 
 def main(argv=None):
@@ -22,13 +18,7 @@ def main(argv=None):
     args = parse_args(
         'Convert 2D PNG images and label maps into the slice format '
         '(meta.json, case splits).', argv)
-    setup_logger('cps4_convert_png2d', args.log_file)
-    try:
-        convert_dataset(layout='png2d', **common_kwargs(args))
-    except (ValueError, OSError) as exc:
-        print_log(f'conversion failed: {exc}', logger='current', level=40)
-        return 1
-    return 0
+    return run_converter('png2d', args)
 
 
 if __name__ == '__main__':

@@ -11,11 +11,8 @@ Example::
 """
 import sys
 
-from mmengine.logging import print_log
-
-from cps4.datasets.converters import SPIDER_SEQUENCES, convert_dataset
-from cps4.datasets.converters.cli import (common_kwargs, parse_args,
-                                          setup_logger)
+from cps4.datasets.converters import SPIDER_SEQUENCES
+from cps4.datasets.converters.cli import parse_args, run_converter
 
 
 def add_spider_arguments(parser):
@@ -36,17 +33,8 @@ def main(argv=None):
     args = parse_args(
         'Convert a SPIDER dataset into 2D PNG slices, meta.json and case '
         'splits.', argv, add_spider_arguments)
-    setup_logger('cps4_convert_spider', args.log_file)
-    try:
-        convert_dataset(
-            layout='spider',
-            label_map=args.label_map,
-            sequence=args.sequence,
-            **common_kwargs(args))
-    except (ValueError, OSError) as exc:
-        print_log(f'conversion failed: {exc}', logger='current', level=40)
-        return 1
-    return 0
+    return run_converter(
+        'spider', args, label_map=args.label_map, sequence=args.sequence)
 
 
 if __name__ == '__main__':

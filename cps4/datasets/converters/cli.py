@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from typing import Dict, Optional, Sequence
 
-from mmengine.logging import MMLogger
+from mmengine.logging import MMLogger, print_log
 
 from .splits import DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS
 
@@ -134,3 +135,25 @@ def parse_args(description: str,
     if extra is not None:
         extra(parser)
     return parser.parse_args(argv)
+
+
+def run_converter(layout: str, args: argparse.Namespace, **extra) -> int:
+    """Convert with the parsed options and report failures as exit code 1.
+
+    Args:
+        layout (str): One of :data:`LAYOUTS`.
+        args (argparse.Namespace): Options from :func:`parse_args`.
+        **extra: Layout-specific :func:`convert_dataset` keyword arguments.
+
+    Returns:
+        int: Process exit code (0 on success).
+    """
+    from .convert import convert_dataset
+    setup_logger(f'cps4_convert_{layout}', args.log_file)
+    try:
+        convert_dataset(layout=layout, **common_kwargs(args), **extra)
+    except (ValueError, OSError) as exc:
+        print_log(f'conversion failed: {exc}', logger='current',
+                  level=logging.ERROR)
+        return 1
+    return 0
