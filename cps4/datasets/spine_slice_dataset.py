@@ -1,5 +1,4 @@
 """2D sagittal slices of spine volumes, as written by the dataset converters."""
-import json
 import os.path as osp
 from typing import List, Optional, Sequence, Union
 
@@ -9,6 +8,8 @@ from mmengine.logging import print_log
 from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
+
+from .converters import load_split, read_meta
 
 SUBSETS = ('labelled', 'unlabelled', 'val', 'test')
 
@@ -87,13 +88,7 @@ class SpineSliceDataset(BaseSegDataset):
                 'tools/dataset_converters (e.g. `python tools/dataset_converters'
                 '/nnunet.py RAW_DIR DATA_ROOT`); set it with '
                 '--cfg-options train_dataloader.dataset.data_root=...')
-        with open(path) as f:
-            meta = json.load(f)
-        for key in ('classes', 'palette', 'cases'):
-            if key not in meta:
-                raise KeyError(f'{path}: missing key {key!r}; re-run the '
-                               'dataset converter.')
-        return meta
+        return read_meta(data_root)
 
     def _split_path(self) -> str:
         if osp.isabs(self.split) or self.data_root is None:
@@ -108,8 +103,7 @@ class SpineSliceDataset(BaseSegDataset):
                 f'split file {split_path} not found; write it with '
                 '`python tools/dataset_converters/make_splits.py DATA_ROOT '
                 '--seeds S --ratios R`.')
-        with open(split_path) as f:
-            split = json.load(f)
+        split = load_split(split_path)
         case_ids = []
         for subset in self.subsets:
             if subset not in split:
@@ -119,11 +113,6 @@ class SpineSliceDataset(BaseSegDataset):
         if not case_ids:
             raise ValueError(f'{split_path}: subset(s) {self.subsets} hold no '
                              'case; choose another split or label ratio.')
-        missing = [c for c in case_ids if c not in self.meta['cases']]
-        if missing:
-            raise KeyError(f'{split_path}: cases {missing[:5]} are not in '
-                           f'{osp.join(self.data_root, "meta.json")}; the split'
-                           ' belongs to another conversion.')
 
         img_dir = osp.join(self.data_root, 'images')
         ann_dir = osp.join(self.data_root, 'labels')

@@ -82,6 +82,7 @@ def test_empty_split_subset(tiny_spine_root, tmp_path):
     root = tmp_path / 'copy'
     shutil.copytree(tiny_spine_root, root)
     split = json.loads((root / 'splits/seed0_5pct.json').read_text())
+    split['unlabelled'] = sorted(split['unlabelled'] + split['val'])
     split['val'] = []
     (root / 'splits/empty_val.json').write_text(json.dumps(split))
     with pytest.raises(ValueError, match='hold no case'):
