@@ -3,6 +3,7 @@
 Use ``pip install --no-build-isolation -e .`` inside an environment that
 already holds torch (see ``tools/setup_env.sh``).
 """
+import os
 import re
 from pathlib import Path
 
@@ -31,6 +32,42 @@ def parse_requirements(fname):
     return reqs
 
 
+def get_extensions():
+    """Build ``cps4._C``: the CPU kernels always, CUDA ones when available.
+
+    CUDA is compiled when torch is a CUDA build and nvcc is found (or when
+    ``FORCE_CUDA=1``); ``CPS4_NO_EXT=1`` skips the extension entirely (the
+    ops then fall back to their pure-PyTorch reference).
+    """
+    if os.getenv('CPS4_NO_EXT', '0') == '1':
+        return [], {}
+    from torch.utils import cpp_extension
+    import torch
+    src = Path('csrc') / 'pixel_text_attention'
+    sources = [str(src / 'pixel_text_attention.cpp'),
+               str(src / 'cpu' / 'pixel_text_attention_cpu.cpp')]
+    cxx_flags = ['-O3', '-fopenmp', '-std=c++20']
+    # The extension is built where it runs (editable install), so it may use
+    # the build machine's vector units; CPS4_NATIVE_ARCH=0 for portable code.
+    if os.getenv('CPS4_NATIVE_ARCH', '1') == '1':
+        cxx_flags.append('-march=native')
+    extra = dict(extra_compile_args=dict(cxx=cxx_flags),
+                 extra_link_args=['-fopenmp'])
+    with_cuda = os.getenv('FORCE_CUDA', '0') == '1' or (
+        torch.version.cuda is not None
+        and cpp_extension.CUDA_HOME is not None)
+    if with_cuda:
+        sources.append(str(src / 'cuda' / 'pixel_text_attention_cuda.cu'))
+        extra['extra_compile_args']['nvcc'] = [
+            '-O3', '-std=c++20', '--expt-relaxed-constexpr']
+        ext = cpp_extension.CUDAExtension('cps4._C', sources, **extra)
+    else:
+        ext = cpp_extension.CppExtension('cps4._C', sources, **extra)
+    return [ext], dict(build_ext=cpp_extension.BuildExtension)
+
+
+ext_modules, cmdclass = get_extensions()
+
 setup(
     name='cps4',
     version=get_version(),
@@ -48,5 +85,7 @@ setup(
         tests=parse_requirements('requirements/tests.txt'),
         optional=parse_requirements('requirements/optional.txt'),
     ),
+    ext_modules=ext_modules,
+    cmdclass=cmdclass,
     zip_safe=False,
 )

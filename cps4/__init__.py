@@ -11,6 +11,8 @@ __version__ = '0.1.0'
 
 register_safe_globals()
 
-from . import datasets, engine, evaluation, models  # noqa: E402,F401
+from . import datasets, engine, evaluation, models, ops  # noqa: E402,F401
 
-__all__ = ['__version__', 'datasets', 'engine', 'evaluation', 'models']
+__all__ = [
+    '__version__', 'datasets', 'engine', 'evaluation', 'models', 'ops'
+]

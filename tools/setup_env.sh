@@ -22,14 +22,18 @@ STAMP=$VENV/.cps4-env-stamp
 log() { echo "[setup_env] $*" >&2; }
 
 fingerprint() {
-  cat "$ROOT"/requirements.txt "$ROOT"/requirements/*.txt "$ROOT"/setup.py \
-    "${BASH_SOURCE[0]}" | sha256sum | cut -d' ' -f1
+  # Requirements, packaging and the C++/CUDA sources of cps4._C.
+  { cat "$ROOT"/requirements.txt "$ROOT"/requirements/*.txt "$ROOT"/setup.py \
+      "${BASH_SOURCE[0]}"
+    find "$ROOT/csrc" -type f -print0 | sort -z | xargs -0 cat; } |
+    sha256sum | cut -d' ' -f1
 }
 
 env_ok() {
   "$VENV/bin/python" - <<'PY' >/dev/null 2>&1
 import mmcv, mmcv.ops, mmseg, cps4  # noqa: F401
-assert mmcv.__version__ == '2.1.0'
+from cps4.ops import HAS_EXTENSION
+assert mmcv.__version__ == '2.1.0' and HAS_EXTENSION
 PY
 }
 
@@ -77,11 +81,11 @@ fi
 
 log "installing requirements"
 "${PIP[@]}" install -q -r "$ROOT/requirements.txt"
-log "installing cps4 (editable)"
+log "installing cps4 (editable) and building its C++ extension cps4._C"
 "${PIP[@]}" install -q --no-deps --no-build-isolation -e "$ROOT"
 
 if ! env_ok; then
-  log "the environment in $VENV does not import mmcv.ops/mmseg/cps4; run '$VENV/bin/python -c \"import cps4\"' to see why"
+  log "the environment in $VENV does not import mmcv.ops/mmseg/cps4 or cps4._C is missing; run '$VENV/bin/python -c \"from cps4 import _C\"' to see why"
   exit 1
 fi
 echo "$want" > "$STAMP"
