@@ -6,9 +6,11 @@ fused op (``cps4._C``) and the pure-PyTorch reference
 (``F.normalize`` + ``einsum`` + activation).
 
 Peak memory: on CUDA ``torch.cuda.max_memory_allocated`` above the inputs;
-on CPU the growth of the process's peak resident set (VmHWM, reset through
-``/proc/self/clear_refs`` before each measurement) above its resident set
-when the inputs exist.
+on CPU the growth of the peak resident set (VmHWM, reset through
+``/proc/self/clear_refs``) above the resident set once the inputs exist,
+measured in a fresh worker process whose allocator returns every large
+block to the system (``MALLOC_MMAP_THRESHOLD_``), so freed memory kept by
+malloc cannot hide an allocation.
 
 Example::
 
@@ -16,7 +18,11 @@ Example::
         --threads 2 --shapes 8x256x64x64x20 2x64x128x128x20
 """
 import argparse
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 
 import torch
@@ -48,6 +54,8 @@ def parse_args():
     parser.add_argument('--repeats', type=int, default=7)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch CPU threads (default: unchanged)')
+    parser.add_argument('--peak-worker', nargs=5, metavar='ARG',
+                        help=argparse.SUPPRESS)
     return parser.parse_args()
 
 
@@ -81,8 +89,8 @@ def _sync(device):
         torch.cuda.synchronize()
 
 
-def run_case(fn, shape, mode, device, dtype, repeats):
-    """Median forward and forward+backward time (ms) and peak memory (MiB)."""
+def make_case(fn, shape, mode, device, dtype):
+    """Inputs and the two timed closures of one benchmark case."""
     b, c, h, w, k = shape
     gen = torch.Generator().manual_seed(0)
     feats = torch.randn(b, c, h, w, generator=gen).to(device, dtype)
@@ -100,6 +108,32 @@ def run_case(fn, shape, mode, device, dtype, repeats):
         out = fn(feats, text, scale, bias, mode)
         return torch.autograd.grad(out, leaves, grad)
 
+    return fwd, fwd_bwd
+
+
+def peak_memory(impl, shape, mode, device, dtype):
+    """Peak extra memory (bytes) of one forward+backward."""
+    _, fwd_bwd = make_case(IMPLS[impl], shape, mode, device, dtype)
+    base = _reset_peak(device)
+    result = fwd_bwd()
+    peak = _peak(device, base)
+    del result
+    return peak
+
+
+def peak_memory_cpu(impl, shape, mode, dtype_name, threads):
+    """Run :func:`peak_memory` in a fresh worker process (see module doc)."""
+    env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='65536')
+    cmd = [sys.executable, __file__, '--peak-worker', impl,
+           'x'.join(map(str, shape)), mode, dtype_name, str(threads)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          check=True)
+    return json.loads(proc.stdout.strip().splitlines()[-1])['peak']
+
+
+def run_case(fn, shape, mode, device, dtype, repeats):
+    """Median forward and forward+backward wall time in ms."""
+    fwd, fwd_bwd = make_case(fn, shape, mode, device, dtype)
     times = {}
     for name, step in (('fwd', fwd), ('fwd+bwd', fwd_bwd)):
         step()  # warm-up
@@ -111,15 +145,18 @@ def run_case(fn, shape, mode, device, dtype, repeats):
             _sync(device)
             samples.append((time.perf_counter() - t0) * 1e3)
         times[name] = statistics.median(samples)
-    base = _reset_peak(device)
-    result = fwd_bwd()
-    peak = _peak(device, base) / 2**20
-    del result
-    return times['fwd'], times['fwd+bwd'], peak
+    return times['fwd'], times['fwd+bwd']
 
 
 def main():
     args = parse_args()
+    if args.peak_worker:
+        impl, shape, mode, dtype_name, threads = args.peak_worker
+        torch.set_num_threads(int(threads))
+        peak = peak_memory(impl, tuple(int(v) for v in shape.split('x')),
+                           mode, 'cpu', getattr(torch, dtype_name))
+        sys.stdout.write(json.dumps(dict(peak=peak)) + '\n')
+        return
     logger = MMLogger.get_instance('cps4_benchmark', log_level='INFO')
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -141,11 +178,18 @@ def main():
             for shape_str in args.shapes:
                 shape = tuple(int(v) for v in shape_str.split('x'))
                 for mode in args.modes:
-                    res = {
-                        name: run_case(fn, shape, mode, device, dtype,
-                                       args.repeats)
-                        for name, fn in IMPLS.items()
-                    }
+                    res = {}
+                    for name, fn in IMPLS.items():
+                        times = run_case(fn, shape, mode, device, dtype,
+                                         args.repeats)
+                        if device == 'cpu':
+                            peak = peak_memory_cpu(name, shape, mode,
+                                                   dtype_name,
+                                                   torch.get_num_threads())
+                        else:
+                            peak = peak_memory(name, shape, mode, device,
+                                               dtype)
+                        res[name] = times + (peak / 2**20, )
                     f, r = res['fused'], res['reference']
                     table.add_row([
                         device, dtype_name, shape_str, mode, f'{f[0]:.2f}',
