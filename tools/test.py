@@ -50,6 +50,7 @@ def trigger_visualization_hook(cfg, args):
             "configs/_base_/schedules/ for `visualization=dict(...)`.")
     visualization_hook = default_hooks['visualization']
     visualization_hook['draw'] = True
+    visualization_hook['interval'] = 1  # every batch, not every 50th
     visualizer = cfg.visualizer
     visualizer['save_dir'] = args.show_dir
     return cfg
