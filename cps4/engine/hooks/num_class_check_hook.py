@@ -6,8 +6,11 @@ from mmseg.registry import HOOKS
 
 @HOOKS.register_module()
 class NumClassCheckHook(Hook):
-    """Fail early when ``num_classes`` of a head differs from the dataset's.
+    """Fail early when the model's classes differ from the dataset's.
 
+    Checks ``num_classes`` of every decode head, and calls
+    ``model.check_classes(classes)`` when the model has one (the text-guided
+    models compare their class prompts with the dataset's class names).
     Without this check a mismatch surfaces as an index error deep inside a
     loss or as a silently wrong metric.
     """
@@ -18,6 +21,8 @@ class NumClassCheckHook(Hook):
             return
         model = runner.model.module if is_model_wrapper(
             runner.model) else runner.model
+        if hasattr(model, 'check_classes'):
+            model.check_classes(classes)
         for name, module in model.named_modules():
             num = getattr(module, 'num_classes', None)
             if not isinstance(num, int) or not name.endswith('decode_head'):

@@ -1,0 +1,11 @@
+# Stage 1 (class-specific consistency constrained VLM pretraining) on the
+# labelled 5% of the synthetic spine data.
+_base_ = [
+    '../_base_/models/cps4_vlm_r18.py',
+    '../_base_/datasets/spine_synthetic-128px.py',
+    '../_base_/default_runtime.py', '../_base_/schedules/schedule_1k.py'
+]
+train_dataloader = dict(
+    batch_size=4, dataset=dict(split='splits/seed0_5pct.json'))
+optim_wrapper = dict(optimizer=dict(lr=2e-3))
+default_hooks = dict(logger=dict(interval=50))

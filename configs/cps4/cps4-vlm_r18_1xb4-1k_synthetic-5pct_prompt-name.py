@@ -1,0 +1,3 @@
+# Ablation: prompt-name.
+_base_ = ['./cps4-vlm_r18_1xb4-1k_synthetic-5pct.py']
+model = dict(prompt=dict(style='name'))

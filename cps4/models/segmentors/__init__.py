@@ -1,0 +1,3 @@
+from .cps4_vlm import CPS4VLM
+
+__all__ = ['CPS4VLM']

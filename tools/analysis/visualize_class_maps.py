@@ -1,0 +1,120 @@
+"""Draw a stage-1 model's class maps: image, ground truth, B_k, unified map.
+
+One row per chosen slice: the image, its ground truth, every class's binary
+map B_k = sigmoid(S_k) and the unified multi-class map, in one PNG grid.
+
+Example::
+
+    python tools/analysis/visualize_class_maps.py CONFIG CHECKPOINT \
+        --out docs/figures/class_maps.png --num-slices 2
+"""
+import argparse
+import os
+import os.path as osp
+
+import matplotlib
+
+matplotlib.use('Agg')
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import ListedColormap  # noqa: E402
+from mmengine.config import Config, DictAction  # noqa: E402
+from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.logging import MMLogger  # noqa: E402
+from mmengine.registry import init_default_scope  # noqa: E402
+from mmengine.runner import load_checkpoint  # noqa: E402
+from mmseg.registry import DATASETS, MODELS  # noqa: E402
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description='Plot CPS4 class maps')
+    parser.add_argument('config')
+    parser.add_argument('checkpoint')
+    parser.add_argument('--out', required=True, help='output PNG')
+    parser.add_argument('--subset', default='test',
+                        help='split subset to draw from (default: test)')
+    parser.add_argument('--num-slices', type=int, default=2)
+    parser.add_argument('--slices', nargs='+', default=None,
+                        help='explicit slices as CASE:INDEX')
+    parser.add_argument('--cfg-options', nargs='+', action=DictAction)
+    return parser.parse_args()
+
+
+def pick_indices(dataset, args):
+    """Indices of the requested slices (default: the most labelled ones)."""
+    if args.slices:
+        wanted = {(c, int(i)) for c, i in (s.split(':') for s in args.slices)}
+        idx = [i for i, d in enumerate(dataset.data_list)
+               if (d['case_id'], d['slice_idx']) in wanted]
+        if len(idx) != len(wanted):
+            raise ValueError(f'some of {sorted(wanted)} are not in the '
+                             f'{args.subset!r} subset')
+        return idx
+    # the central slice of the first cases: most spine units are visible
+    by_case = {}
+    for i, d in enumerate(dataset.data_list):
+        by_case.setdefault(d['case_id'], []).append(i)
+    picks = [v[len(v) // 2] for v in by_case.values()]
+    return picks[:args.num_slices]
+
+
+def main():
+    args = parse_args()
+    logger = MMLogger.get_instance('cps4_class_maps', log_level='INFO')
+    cfg = Config.fromfile(args.config)
+    if args.cfg_options:
+        cfg.merge_from_dict(args.cfg_options)
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    import cps4  # noqa: F401
+    ds_cfg = cfg.test_dataloader.dataset.copy()
+    ds_cfg['subset'] = args.subset
+    dataset = DATASETS.build(ds_cfg)
+    model = MODELS.build(cfg.model)
+    load_checkpoint(model, args.checkpoint, map_location='cpu')
+    model.eval()
+    classes = dataset.metainfo['classes']
+    palette = np.array(dataset.metainfo['palette'], dtype=float) / 255
+    cmap = ListedColormap(palette)
+
+    indices = pick_indices(dataset, args)
+    k = len(classes)
+    cols = k + 3
+    fig, axes = plt.subplots(len(indices), cols,
+                             figsize=(1.6 * cols, 1.9 * len(indices)),
+                             squeeze=False)
+    for row, idx in enumerate(indices):
+        sample = dataset[idx]
+        batch = model.data_preprocessor(pseudo_collate([sample]), False)
+        with torch.no_grad():
+            result = model.predict(batch['inputs'], batch['data_samples'])[0]
+        image = sample['inputs'][0].numpy()
+        gt = result.gt_sem_seg.data[0].numpy()
+        maps = result.class_maps.data.numpy()
+        unified = result.pred_sem_seg.data[0].numpy()
+        labels = dict(cmap=cmap, vmin=0, vmax=k - 1)
+        panels = [('image', image, dict(cmap='gray')),
+                  ('ground truth', gt, labels)]
+        panels += [(f'B: {name}', maps[i], dict(cmap='magma', vmin=0, vmax=1))
+                   for i, name in enumerate(classes)]
+        panels.append(('unified', unified, labels))
+        for col, (title, data, style) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(data, interpolation='nearest', **style)
+            ax.set_axis_off()
+            if row == 0:
+                ax.set_title(title, fontsize=7)
+        d = dataset.data_list[idx]
+        axes[row, 0].text(0, -0.08, f"{d['case_id']}:{d['slice_idx']}",
+                          transform=axes[row, 0].transAxes, fontsize=6,
+                          va='top')
+    fig.tight_layout()
+    os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
+    tmp = args.out + '.tmp.png'
+    fig.savefig(tmp, dpi=110)
+    os.replace(tmp, args.out)
+    logger.info(f'wrote {args.out} ({len(indices)} slices x {cols} panels)')
+
+
+if __name__ == '__main__':
+    main()
