@@ -37,15 +37,18 @@ def parse_args():
     parser.add_argument('--num-slices', type=int, default=2)
     parser.add_argument('--slices', nargs='+', default=None,
                         help='explicit slices as CASE:INDEX')
+    parser.add_argument('--max-cols', type=int, default=8,
+                        help='panels per row (default: 8)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
 
 def pick_indices(dataset, args):
     """Indices of the requested slices (default: the most labelled ones)."""
+    infos = [dataset.get_data_info(i) for i in range(len(dataset))]
     if args.slices:
         wanted = {(c, int(i)) for c, i in (s.split(':') for s in args.slices)}
-        idx = [i for i, d in enumerate(dataset.data_list)
+        idx = [i for i, d in enumerate(infos)
                if (d['case_id'], d['slice_idx']) in wanted]
         if len(idx) != len(wanted):
             raise ValueError(f'some of {sorted(wanted)} are not in the '
@@ -53,7 +56,7 @@ def pick_indices(dataset, args):
         return idx
     # the central slice of the first cases: most spine units are visible
     by_case = {}
-    for i, d in enumerate(dataset.data_list):
+    for i, d in enumerate(infos):
         by_case.setdefault(d['case_id'], []).append(i)
     picks = [v[len(v) // 2] for v in by_case.values()]
     return picks[:args.num_slices]
@@ -79,41 +82,42 @@ def main():
 
     indices = pick_indices(dataset, args)
     k = len(classes)
-    cols = k + 3
-    fig, axes = plt.subplots(len(indices), cols,
-                             figsize=(1.6 * cols, 1.9 * len(indices)),
-                             squeeze=False)
+    n_panels = k + 3
+    cols = min(args.max_cols, n_panels)
+    rows_per_slice = -(-n_panels // cols)
+    fig, axes = plt.subplots(
+        rows_per_slice * len(indices), cols,
+        figsize=(1.7 * cols, 1.9 * rows_per_slice * len(indices)),
+        squeeze=False)
+    for ax in axes.flat:
+        ax.set_axis_off()
+    labels = dict(cmap=cmap, vmin=0, vmax=k - 1, interpolation='nearest')
+    binary = dict(cmap='magma', vmin=0, vmax=1, interpolation='nearest')
     for row, idx in enumerate(indices):
         sample = dataset[idx]
         batch = model.data_preprocessor(pseudo_collate([sample]), False)
         with torch.no_grad():
             result = model.predict(batch['inputs'], batch['data_samples'])[0]
-        image = sample['inputs'][0].numpy()
-        gt = result.gt_sem_seg.data[0].numpy()
         maps = result.class_maps.data.numpy()
-        unified = result.pred_sem_seg.data[0].numpy()
-        labels = dict(cmap=cmap, vmin=0, vmax=k - 1)
-        panels = [('image', image, dict(cmap='gray')),
-                  ('ground truth', gt, labels)]
-        panels += [(f'B: {name}', maps[i], dict(cmap='magma', vmin=0, vmax=1))
+        d = dataset.get_data_info(idx)
+        panels = [(f"{d['case_id']}:{d['slice_idx']}",
+                   sample['inputs'][0].numpy(), dict(cmap='gray')),
+                  ('ground truth', result.gt_sem_seg.data[0].numpy(), labels)]
+        panels += [(f'B: {name}', maps[i], binary)
                    for i, name in enumerate(classes)]
-        panels.append(('unified', unified, labels))
-        for col, (title, data, style) in enumerate(panels):
-            ax = axes[row, col]
-            ax.imshow(data, interpolation='nearest', **style)
-            ax.set_axis_off()
-            if row == 0:
-                ax.set_title(title, fontsize=7)
-        d = dataset.data_list[idx]
-        axes[row, 0].text(0, -0.08, f"{d['case_id']}:{d['slice_idx']}",
-                          transform=axes[row, 0].transAxes, fontsize=6,
-                          va='top')
+        panels.append(('unified', result.pred_sem_seg.data[0].numpy(),
+                       labels))
+        for j, (title, data, style) in enumerate(panels):
+            ax = axes[row * rows_per_slice + j // cols, j % cols]
+            ax.imshow(data, **style)
+            ax.set_title(title, fontsize=8)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
     tmp = args.out + '.tmp.png'
     fig.savefig(tmp, dpi=110)
     os.replace(tmp, args.out)
-    logger.info(f'wrote {args.out} ({len(indices)} slices x {cols} panels)')
+    logger.info(f'wrote {args.out} ({len(indices)} slices x {n_panels} '
+                'panels)')
 
 
 if __name__ == '__main__':
