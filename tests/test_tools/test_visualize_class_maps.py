@@ -42,5 +42,5 @@ def test_grid_png(tiny_spine_root, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert not Path(str(out) + '.tmp.png').exists()
     width, height = Image.open(out).size
-    # 2 slices x 3 rows of 8 panels (image, GT, 20 class maps, unified)
+    # 2 slices x 3 rows of 10 panels (image, GT, 20 class maps, unified)
     assert width > height > 0

@@ -37,8 +37,8 @@ def parse_args():
     parser.add_argument('--num-slices', type=int, default=2)
     parser.add_argument('--slices', nargs='+', default=None,
                         help='explicit slices as CASE:INDEX')
-    parser.add_argument('--max-cols', type=int, default=8,
-                        help='panels per row (default: 8)')
+    parser.add_argument('--max-cols', type=int, default=10,
+                        help='panels per row (default: 10)')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
