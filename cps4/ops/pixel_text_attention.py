@@ -17,7 +17,7 @@ C++; this module registers its fake (meta) kernel and autograd formula with
 work.
 """
 import logging
-from typing import Optional, Tuple, Union
+from typing import Optional, Union
 
 import torch
 import torch.nn.functional as F
@@ -226,10 +226,3 @@ if HAS_EXTENSION:
         _backward,
         setup_context=_setup_context)
 
-
-def forward_outputs(feats: Tensor, text: Tensor, logit_scale: Tensor,
-                    bias: Optional[Tensor], mode: str,
-                    eps: float) -> Tuple[Tensor, ...]:
-    """Call the raw forward op (all four outputs); for tests and opcheck."""
-    return torch.ops.cps4.pixel_text_attention_forward(
-        feats, text, logit_scale, bias, _MODE_IDS[mode], eps)
