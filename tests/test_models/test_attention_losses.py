@@ -198,6 +198,12 @@ def test_pixel_terms_hand_computed():
     bce_pw, _, _ = _hand_terms(ALL, pos_weight=2.0)
     raw = pixel_attention_loss_terms(logits, seg, pos_weight=2.0)
     assert raw['bce'].item() == pytest.approx(bce_pw, abs=1e-6)
+
+    # background map left out of the BCE: class 1 only, divided by V
+    bce1 = sum(_softplus(-S[1][i][j]) if Y[i][j] == 1 else _softplus(S[1][i][j])
+               for i, j in ALL) / len(ALL)
+    raw = pixel_attention_loss_terms(logits, seg, bce_background=False)
+    assert raw['bce'].item() == pytest.approx(bce1, abs=1e-6)
     raw = pixel_attention_loss_terms(logits, seg, pos_weight=[2.0, 2.0])
     assert raw['bce'].item() == pytest.approx(bce_pw, abs=1e-6)
 

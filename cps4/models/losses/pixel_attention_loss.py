@@ -14,7 +14,8 @@ def pixel_attention_loss_terms(
         pos_weight: Optional[Union[float, Sequence[float]]] = None,
         include_background: bool = False,
         smooth: float = 1e-5,
-        terms: Sequence[str] = ('bce', 'dice', 'ce')
+        terms: Sequence[str] = ('bce', 'dice', 'ce'),
+        bce_background: bool = True
 ) -> Dict[str, torch.Tensor]:
     """Unweighted BCE, Dice and CE terms of :class:`PixelAttentionLoss`.
 
@@ -30,6 +31,9 @@ def pixel_attention_loss_terms(
         smooth (float): Dice smoothing term.
         terms (Sequence[str]): Which of ``'bce'``, ``'dice'``, ``'ce'`` to
             compute.
+        bce_background (bool): Whether the background map ``B_0`` enters
+            the BCE; without it the BCE averages over the ``K - 1`` unit
+            maps and background is learned through the CE only.
 
     Returns:
         dict[str, Tensor]: Scalar term per requested name.
@@ -58,7 +62,9 @@ def pixel_attention_loss_terms(
             pw = pw.reshape(-1, 1, 1)  # (1 or K, 1, 1) broadcasts over K
         bce = F.binary_cross_entropy_with_logits(
             logits, onehot, pos_weight=pw, reduction='none')
-        out['bce'] = (bce * validf).sum() / (num_valid * num_classes)
+        first = 0 if bce_background else 1
+        out['bce'] = (bce[:, first:] * validf).sum() / (
+            num_valid * (num_classes - first))
     if 'dice' in terms:
         probs = logits.sigmoid() * validf
         inter = (probs * onehot).sum((0, 2, 3))
@@ -128,6 +134,9 @@ class PixelAttentionLoss(nn.Module):
         include_background (bool): Whether class 0 enters the Dice mean
             (BCE and CE always use every class). Defaults to False.
         smooth (float): Dice smoothing ``s``. Defaults to 1e-5.
+        bce_background (bool): Whether the background map enters the BCE
+            (the sum then runs over ``k = 1..K-1`` and is divided by
+            ``V (K - 1)``). Defaults to True.
         ignore_index (int): Label value to ignore. Defaults to 255.
         return_terms (bool): Return ``{loss_name + '_bce': ...,
             loss_name + '_dice': ..., loss_name + '_ce': ...}``, each term
@@ -147,6 +156,7 @@ class PixelAttentionLoss(nn.Module):
                  pos_weight: Optional[Union[float, Sequence[float]]] = None,
                  include_background: bool = False,
                  smooth: float = 1e-5,
+                 bce_background: bool = True,
                  ignore_index: int = 255,
                  return_terms: bool = False,
                  loss_name: str = 'loss_pixel') -> None:
@@ -160,6 +170,7 @@ class PixelAttentionLoss(nn.Module):
         self.pos_weight = pos_weight
         self.include_background = include_background
         self.smooth = smooth
+        self.bce_background = bce_background
         self.ignore_index = ignore_index
         self.return_terms = return_terms
         self._loss_name = loss_name
@@ -188,7 +199,7 @@ class PixelAttentionLoss(nn.Module):
         names = [k for k, v in self.term_weights.items() if v != 0]
         raw = pixel_attention_loss_terms(
             logits, seg, ignore, self.pos_weight, self.include_background,
-            self.smooth, terms=names)
+            self.smooth, terms=names, bce_background=self.bce_background)
         terms = {
             f'{self._loss_name}_{k}':
             self.loss_weight * self.term_weights[k] * raw[k]

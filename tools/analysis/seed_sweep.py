@@ -1,0 +1,201 @@
+"""Train and test configs over several seeds and tabulate volume Dice.
+
+Each cell (config, seed) runs ``tools/train.py`` then ``tools/test.py`` on
+the last checkpoint, with split seed and training seed both set to the
+cell's seed: the labelled cases, val cases and test cases of
+``splits/seed{S}_{ratio}.json`` and ``randomness.seed=S``. Finished cells
+(a ``result.json`` in their folder) are not run again, so an interrupted
+sweep resumes where it stopped.
+
+Example::
+
+    python tools/analysis/seed_sweep.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct_no-attn-losses.py \\
+        --seeds 0 1 2 --ratio 5pct --work-dir work_dirs/sweep_stage1
+
+Writes ``WORK_DIR/results.json`` (one record per cell) and
+``WORK_DIR/results.md`` (mean +- sample std over seeds, per-seed values
+and per-class means).
+"""
+import argparse
+import glob
+import json
+import os
+import os.path as osp
+import statistics
+import subprocess
+import sys
+import time
+
+from mmengine.logging import MMLogger
+
+ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(
+        description='Train/test configs over seeds and tabulate mDice.')
+    parser.add_argument('configs', nargs='+', help='config files')
+    parser.add_argument('--seeds', nargs='+', type=int, default=[0, 1, 2])
+    parser.add_argument(
+        '--ratio', default='5pct',
+        help='labelled ratio tag of the split files, e.g. 5pct')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument(
+        '--checkpoint', default='last',
+        help='"last" (final iteration) or a file name inside the run folder')
+    parser.add_argument(
+        '--cfg-options', nargs='+', default=[],
+        help='extra key=value overrides passed to train.py and test.py')
+    parser.add_argument(
+        '--test-cfg-options', nargs='+', default=[],
+        help='extra key=value overrides passed to test.py only')
+    return parser.parse_args()
+
+
+def _run(cmd, log_path):
+    """Run ``cmd``, teeing nothing: its output goes to ``log_path``."""
+    with open(log_path, 'w') as log:
+        proc = subprocess.run(cmd, cwd=ROOT, stdout=log,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed with exit code '
+                           f'{proc.returncode}; see {log_path}')
+
+
+def _last_checkpoint(run_dir):
+    path = osp.join(run_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no last_checkpoint in {run_dir}')
+    with open(path) as f:
+        ckpt = f.read().strip()
+    return ckpt if osp.isabs(ckpt) else osp.join(ROOT, ckpt)
+
+
+def _test_metrics(test_dir):
+    """Metrics dict of the newest mmengine test json under ``test_dir``."""
+    files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
+    files = [f for f in files if osp.basename(osp.dirname(f)) + '.json'
+             == osp.basename(f)]
+    if not files:
+        raise FileNotFoundError(f'no test metrics json under {test_dir}')
+    with open(files[-1]) as f:
+        return json.load(f)
+
+
+def run_cell(config, seed, ratio, work_dir, args, logger):
+    """Train and test one (config, seed) cell; return its record."""
+    name = osp.splitext(osp.basename(config))[0]
+    cell_dir = osp.join(work_dir, name, f'seed{seed}')
+    result_path = osp.join(cell_dir, 'result.json')
+    if osp.isfile(result_path):
+        with open(result_path) as f:
+            return json.load(f), True
+    os.makedirs(cell_dir, exist_ok=True)
+    split = f'splits/seed{seed}_{ratio}.json'
+    overrides = [
+        f'randomness.seed={seed}',
+        f'train_dataloader.dataset.split={split}',
+        f'val_dataloader.dataset.split={split}',
+        f'test_dataloader.dataset.split={split}',
+    ] + list(args.cfg_options)
+    py = sys.executable
+    t0 = time.time()
+    _run([py, 'tools/train.py', config, '--work-dir', cell_dir,
+          '--cfg-options', *overrides], osp.join(cell_dir, 'train.log'))
+    train_s = time.time() - t0
+    if args.checkpoint == 'last':
+        ckpt = _last_checkpoint(cell_dir)
+    else:
+        ckpt = osp.join(cell_dir, args.checkpoint)
+    t0 = time.time()
+    test_dir = osp.join(cell_dir, 'test')
+    _run([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
+          '--cfg-options', *overrides, *args.test_cfg_options],
+         osp.join(cell_dir, 'test.log'))
+    test_s = time.time() - t0
+    metrics = _test_metrics(test_dir)
+    record = dict(
+        config=osp.relpath(osp.abspath(config), ROOT),
+        seed=seed,
+        split=split,
+        checkpoint=osp.relpath(ckpt, ROOT),
+        mDice=metrics['mDice'],
+        dice_per_class={
+            k[len('Dice.'):]: v
+            for k, v in metrics.items() if k.startswith('Dice.')
+        },
+        train_s=round(train_s, 1),
+        test_s=round(test_s, 1))
+    tmp = result_path + '.tmp'
+    with open(tmp, 'w') as f:
+        json.dump(record, f, indent=2)
+    os.replace(tmp, result_path)
+    return record, False
+
+
+def summarise(records):
+    """Markdown table: mean +- std and per-seed mDice per config."""
+    by_cfg = {}
+    for r in records:
+        by_cfg.setdefault(r['config'], []).append(r)
+    lines = ['| config | mDice mean +- std | per seed |',
+             '| --- | --- | --- |']
+    for cfg, rows in by_cfg.items():
+        vals = [r['mDice'] for r in sorted(rows, key=lambda r: r['seed'])]
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        per_seed = ', '.join(
+            f's{r["seed"]}: {r["mDice"]:.2f}'
+            for r in sorted(rows, key=lambda r: r['seed']))
+        lines.append(f'| `{cfg}` | {statistics.mean(vals):.2f} +- '
+                     f'{std:.2f} | {per_seed} |')
+    classes = []
+    for r in records:
+        for c in r['dice_per_class']:
+            if c not in classes:
+                classes.append(c)
+    if classes:
+        lines += ['', '| class | ' + ' | '.join(
+            osp.splitext(osp.basename(c))[0] for c in by_cfg) + ' |',
+            '| --- |' + ' --- |' * len(by_cfg)]
+        for c in classes:
+            cells = []
+            for rows in by_cfg.values():
+                vals = [r['dice_per_class'][c] for r in rows
+                        if c in r['dice_per_class']]
+                cells.append(f'{statistics.mean(vals):.2f}' if vals else '-')
+            lines.append(f'| {c} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def main():
+    args = parse_args()
+    logger = MMLogger.get_instance('seed_sweep', log_level='INFO')
+    for config in args.configs:
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config not found: {config}')
+    work_dir = osp.abspath(args.work_dir)
+    os.makedirs(work_dir, exist_ok=True)
+    cells = [(c, s) for c in args.configs for s in args.seeds]
+    records = []
+    for i, (config, seed) in enumerate(cells, 1):
+        t0 = time.time()
+        record, cached = run_cell(config, seed, args.ratio, work_dir, args,
+                                  logger)
+        records.append(record)
+        logger.info(
+            f'[{i}/{len(cells)}] {osp.basename(config)} seed {seed}: '
+            f'mDice {record["mDice"]:.2f}'
+            + (' (finished earlier)' if cached else
+               f' ({time.time() - t0:.0f} s)'))
+    with open(osp.join(work_dir, 'results.json'), 'w') as f:
+        json.dump(records, f, indent=2)
+    table = summarise(records)
+    with open(osp.join(work_dir, 'results.md'), 'w') as f:
+        f.write(table)
+    logger.info('\n' + table)
+
+
+if __name__ == '__main__':
+    main()
