@@ -57,3 +57,36 @@ def test_sweep_writes_records_and_resumes(tiny_spine_root, tmp_path):
     log = run_sweep(cfg, work, ['0', '1'])
     assert log.count('(finished earlier)') == 2, log[-2000:]
     assert (cell / 'iter_2.pth').stat().st_mtime == mtime
+
+
+def _load_tool():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        'seed_sweep', REPO_ROOT / 'tools/analysis/seed_sweep.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def test_cell_held_by_live_sweep_is_skipped(tmp_path):
+    import os
+    tool = _load_tool()
+    cell = tmp_path / 'cfg' / 'seed0'
+    cell.mkdir(parents=True)
+    (cell / '.lock').write_text(str(os.getpid()))  # a live owner
+    record, state = tool.run_cell('cfg.py', 0, '5pct', str(tmp_path), None)
+    assert (record, state) == (None, 'busy')
+    assert (cell / '.lock').read_text() == str(os.getpid())
+
+
+def test_stale_lock_is_taken_over(tmp_path):
+    import os
+    tool = _load_tool()
+    proc = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
+                          capture_output=True, text=True)
+    dead_pid = int(proc.stdout)  # that process has exited
+    lock = tmp_path / '.lock'
+    lock.write_text(str(dead_pid))
+    assert tool._acquire(str(lock))
+    assert lock.read_text() == str(os.getpid())
+    assert not tool._acquire(str(lock))  # now held by this live process

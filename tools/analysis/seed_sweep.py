@@ -5,7 +5,11 @@ the last checkpoint, with split seed and training seed both set to the
 cell's seed: the labelled cases, val cases and test cases of
 ``splits/seed{S}_{ratio}.json`` and ``randomness.seed=S``. Finished cells
 (a ``result.json`` in their folder) are not run again, so an interrupted
-sweep resumes where it stopped.
+sweep resumes where it stopped. A cell being run holds a ``.lock`` file
+with the owner's process id, so several sweeps over the same work dir (for
+example one per CPU core, each given the configs in a different order) share
+the cells out instead of running one twice; a lock whose process is gone is
+taken over.
 
 Example::
 
@@ -84,15 +88,63 @@ def _test_metrics(test_dir):
         return json.load(f)
 
 
-def run_cell(config, seed, ratio, work_dir, args, logger):
-    """Train and test one (config, seed) cell; return its record."""
+def _pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _acquire(lock_path):
+    """Take the cell lock; False when a live process holds it."""
+    for _ in range(2):
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(lock_path) as f:
+                    owner = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and _pid_alive(owner):
+                return False
+            os.remove(lock_path)  # stale: its sweep was killed
+            continue
+        with os.fdopen(fd, 'w') as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def run_cell(config, seed, ratio, work_dir, args):
+    """Train and test one (config, seed) cell.
+
+    Returns:
+        tuple: ``(record, state)`` with state ``'done'`` (run now),
+        ``'cached'`` (finished earlier) or ``'busy'`` (another sweep holds
+        the cell; record is None).
+    """
     name = osp.splitext(osp.basename(config))[0]
     cell_dir = osp.join(work_dir, name, f'seed{seed}')
     result_path = osp.join(cell_dir, 'result.json')
     if osp.isfile(result_path):
         with open(result_path) as f:
-            return json.load(f), True
+            return json.load(f), 'cached'
     os.makedirs(cell_dir, exist_ok=True)
+    lock_path = osp.join(cell_dir, '.lock')
+    if not _acquire(lock_path):
+        return None, 'busy'
+    try:
+        return _train_and_test(config, seed, ratio, cell_dir, result_path,
+                               args), 'done'
+    finally:
+        os.remove(lock_path)
+
+
+def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
     split = f'splits/seed{seed}_{ratio}.json'
     overrides = [
         f'randomness.seed={seed}',
@@ -132,7 +184,7 @@ def run_cell(config, seed, ratio, work_dir, args, logger):
     with open(tmp, 'w') as f:
         json.dump(record, f, indent=2)
     os.replace(tmp, result_path)
-    return record, False
+    return record
 
 
 def summarise(records):
@@ -181,14 +233,19 @@ def main():
     records = []
     for i, (config, seed) in enumerate(cells, 1):
         t0 = time.time()
-        record, cached = run_cell(config, seed, args.ratio, work_dir, args,
-                                  logger)
+        record, state = run_cell(config, seed, args.ratio, work_dir, args)
+        head = f'[{i}/{len(cells)}] {osp.basename(config)} seed {seed}'
+        if state == 'busy':
+            logger.info(f'{head}: being run by another sweep, skipped')
+            continue
         records.append(record)
         logger.info(
-            f'[{i}/{len(cells)}] {osp.basename(config)} seed {seed}: '
-            f'mDice {record["mDice"]:.2f}'
-            + (' (finished earlier)' if cached else
+            f'{head}: mDice {record["mDice"]:.2f}'
+            + (' (finished earlier)' if state == 'cached' else
                f' ({time.time() - t0:.0f} s)'))
+    if not records:
+        logger.info('no finished cells yet')
+        return
     with open(osp.join(work_dir, 'results.json'), 'w') as f:
         json.dump(records, f, indent=2)
     table = summarise(records)
