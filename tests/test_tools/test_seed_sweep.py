@@ -1,4 +1,5 @@
 """tools/analysis/seed_sweep.py trains/tests each (config, seed) cell."""
+import argparse
 import json
 import subprocess
 import sys
@@ -25,11 +26,11 @@ default_hooks = dict(
 """
 
 
-def run_sweep(cfg, work, seeds):
+def run_sweep(cfg, work, seeds, *extra):
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools/analysis/seed_sweep.py'),
          str(cfg), '--seeds', *seeds, '--ratio', '100pct',
-         '--work-dir', str(work)],
+         '--work-dir', str(work), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -57,6 +58,11 @@ def test_sweep_writes_records_and_resumes(tiny_spine_root, tmp_path):
     log = run_sweep(cfg, work, ['0', '1'])
     assert log.count('(finished earlier)') == 2, log[-2000:]
     assert (cell / 'iter_2.pth').stat().st_mtime == mtime
+    # --summary-only tabulates finished cells and runs none
+    log = run_sweep(cfg, work, ['0', '1', '2'], '--summary-only')
+    assert 'seed 2: not run yet' in log, log[-2000:]
+    assert not (work / 'tiny_sup' / 'seed2').exists()
+    assert len(json.loads((work / 'results.json').read_text())) == 2
 
 
 def _load_tool():
@@ -74,7 +80,8 @@ def test_cell_held_by_live_sweep_is_skipped(tmp_path):
     cell = tmp_path / 'cfg' / 'seed0'
     cell.mkdir(parents=True)
     (cell / '.lock').write_text(str(os.getpid()))  # a live owner
-    record, state = tool.run_cell('cfg.py', 0, '5pct', str(tmp_path), None)
+    args = argparse.Namespace(summary_only=False)
+    record, state = tool.run_cell('cfg.py', 0, '5pct', str(tmp_path), args)
     assert (record, state) == (None, 'busy')
     assert (cell / '.lock').read_text() == str(os.getpid())
 

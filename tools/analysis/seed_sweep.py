@@ -55,6 +55,9 @@ def parse_args():
     parser.add_argument(
         '--test-cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to test.py only')
+    parser.add_argument(
+        '--summary-only', action='store_true',
+        help='tabulate the finished cells without running any')
     return parser.parse_args()
 
 
@@ -124,8 +127,9 @@ def run_cell(config, seed, ratio, work_dir, args):
 
     Returns:
         tuple: ``(record, state)`` with state ``'done'`` (run now),
-        ``'cached'`` (finished earlier) or ``'busy'`` (another sweep holds
-        the cell; record is None).
+        ``'cached'`` (finished earlier), ``'busy'`` (another sweep holds
+        the cell) or ``'missing'`` (not run, ``--summary-only``); record is
+        None for the last two.
     """
     name = osp.splitext(osp.basename(config))[0]
     cell_dir = osp.join(work_dir, name, f'seed{seed}')
@@ -133,6 +137,8 @@ def run_cell(config, seed, ratio, work_dir, args):
     if osp.isfile(result_path):
         with open(result_path) as f:
             return json.load(f), 'cached'
+    if args.summary_only:
+        return None, 'missing'
     os.makedirs(cell_dir, exist_ok=True)
     lock_path = osp.join(cell_dir, '.lock')
     if not _acquire(lock_path):
@@ -237,6 +243,9 @@ def main():
         head = f'[{i}/{len(cells)}] {osp.basename(config)} seed {seed}'
         if state == 'busy':
             logger.info(f'{head}: being run by another sweep, skipped')
+            continue
+        if state == 'missing':
+            logger.info(f'{head}: not run yet')
             continue
         records.append(record)
         logger.info(
