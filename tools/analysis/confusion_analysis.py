@@ -34,7 +34,7 @@ from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS, MODELS
 
-from cps4.evaluation.functional import dice_per_class
+from cps4.evaluation.functional import aggregate_dice, dice_per_class
 
 
 def parse_args():
@@ -98,9 +98,7 @@ def volume_mdice(cases: dict, num_classes: int) -> float:
         pred = np.stack([slices[i][0] for i in order])
         gt = np.stack([slices[i][1] for i in order])
         rows.append(dice_per_class(pred, gt, num_classes))
-    arr = np.array(rows, dtype=float)[:, 1:]
-    with np.errstate(invalid='ignore'):
-        return float(np.nanmean(np.nanmean(arr, axis=0)) * 100)
+    return aggregate_dice(np.stack(rows))[1] * 100
 
 
 def main():
