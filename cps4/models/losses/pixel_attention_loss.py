@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from ..utils import rampup_factor
+
 
 def pixel_attention_loss_terms(
         logits: torch.Tensor,
@@ -146,6 +148,11 @@ class PixelAttentionLoss(nn.Module):
             are neither computed nor returned. Defaults to False.
         loss_name (str): Name of the loss item; must start with ``loss_``.
             Defaults to 'loss_pixel'.
+        rampup_iters (int): Multiply the BCE and Dice terms (not the CE) by
+            a sigmoid ramp-up (:func:`cps4.models.utils.sigmoid_rampup`)
+            over this many training iterations, so that the multi-class
+            decision is shaped before the one-vs-rest maps are constrained.
+            0 (the default) disables it.
     """
 
     def __init__(self,
@@ -159,7 +166,8 @@ class PixelAttentionLoss(nn.Module):
                  bce_background: bool = True,
                  ignore_index: int = 255,
                  return_terms: bool = False,
-                 loss_name: str = 'loss_pixel') -> None:
+                 loss_name: str = 'loss_pixel',
+                 rampup_iters: int = 0) -> None:
         super().__init__()
         if not loss_name.startswith('loss_'):
             raise ValueError(f'loss_name must start with "loss_", got '
@@ -174,6 +182,7 @@ class PixelAttentionLoss(nn.Module):
         self.ignore_index = ignore_index
         self.return_terms = return_terms
         self._loss_name = loss_name
+        self.rampup_iters = int(rampup_iters)
 
     def forward(self,
                 logits: torch.Tensor,
@@ -200,9 +209,11 @@ class PixelAttentionLoss(nn.Module):
         raw = pixel_attention_loss_terms(
             logits, seg, ignore, self.pos_weight, self.include_background,
             self.smooth, terms=names, bce_background=self.bce_background)
+        ramp = rampup_factor(self.rampup_iters)
         terms = {
             f'{self._loss_name}_{k}':
-            self.loss_weight * self.term_weights[k] * raw[k]
+            self.loss_weight * self.term_weights[k] *
+            (1.0 if k == 'ce' else ramp) * raw[k]
             for k in names
         }
         if self.return_terms:

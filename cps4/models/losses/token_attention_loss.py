@@ -6,6 +6,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 from mmseg.registry import MODELS
 
+from ..utils import rampup_factor
+
 
 def token_attention_target(
     seg: torch.Tensor,
@@ -113,6 +115,10 @@ class TokenAttentionLoss(nn.Module):
             logged separately. Defaults to False.
         loss_name (str): Name of the loss item; must start with ``loss_``.
             Defaults to 'loss_token'.
+        rampup_iters (int): Multiply the loss by a sigmoid ramp-up
+            (:func:`cps4.models.utils.sigmoid_rampup`) over this many
+            training iterations, so that the segmentation terms shape the
+            features first. 0 (the default) disables it.
     """
 
     def __init__(self,
@@ -122,7 +128,8 @@ class TokenAttentionLoss(nn.Module):
                  include_background: bool = True,
                  eps: float = 1e-6,
                  return_terms: bool = False,
-                 loss_name: str = 'loss_token') -> None:
+                 loss_name: str = 'loss_token',
+                 rampup_iters: int = 0) -> None:
         super().__init__()
         if not loss_name.startswith('loss_'):
             raise ValueError(f'loss_name must start with "loss_", got '
@@ -134,6 +141,7 @@ class TokenAttentionLoss(nn.Module):
         self.eps = eps
         self.return_terms = return_terms
         self._loss_name = loss_name
+        self.rampup_iters = int(rampup_iters)
 
     def forward(self,
                 attn: torch.Tensor,
@@ -188,8 +196,9 @@ class TokenAttentionLoss(nn.Module):
 
         loss_kl = kl[present].mean() if present.any() else zero
         loss_absent = off_spine[absent].mean() if absent.any() else zero
-        loss_kl = self.loss_weight * loss_kl
-        loss_absent = self.loss_weight * self.absent_weight * loss_absent
+        weight = self.loss_weight * rampup_factor(self.rampup_iters)
+        loss_kl = weight * loss_kl
+        loss_absent = weight * self.absent_weight * loss_absent
         if self.return_terms:
             return {
                 f'{self._loss_name}_kl': loss_kl,
