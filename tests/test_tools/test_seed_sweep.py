@@ -97,3 +97,22 @@ def test_stale_lock_is_taken_over(tmp_path):
     assert tool._acquire(str(lock))
     assert lock.read_text() == str(os.getpid())
     assert not tool._acquire(str(lock))  # now held by this live process
+
+
+def test_split_overrides_cover_concat_datasets():
+    sys.path.insert(0, str(REPO_ROOT / 'tools/analysis'))
+    try:
+        import seed_sweep
+    finally:
+        sys.path.pop(0)
+    semi = REPO_ROOT / ('configs/ssl/'
+                        'fixmatch_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+    out = seed_sweep.split_overrides(str(semi), 'splits/seed2_5pct.json')
+    assert out == [
+        'train_dataloader.dataset.datasets.0.split=splits/seed2_5pct.json',
+        'train_dataloader.dataset.datasets.1.split=splits/seed2_5pct.json',
+        'val_dataloader.dataset.split=splits/seed2_5pct.json',
+        'test_dataloader.dataset.split=splits/seed2_5pct.json',
+    ]
+    out = seed_sweep.split_overrides(str(BASE_CFG), 's.json')
+    assert out[0] == 'train_dataloader.dataset.split=s.json'

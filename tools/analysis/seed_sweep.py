@@ -32,6 +32,7 @@ import subprocess
 import sys
 import time
 
+from mmengine.config import Config
 from mmengine.logging import MMLogger
 
 ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -51,7 +52,9 @@ def parse_args():
         help='"last" (final iteration) or a file name inside the run folder')
     parser.add_argument(
         '--cfg-options', nargs='+', default=[],
-        help='extra key=value overrides passed to train.py and test.py')
+        help='extra key=value overrides passed to train.py and test.py; '
+        '"{seed}" is replaced by the cell\'s seed, e.g. '
+        'model.vlm.checkpoint=W/seed{seed}/iter_1000.pth')
     parser.add_argument(
         '--test-cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to test.py only')
@@ -122,6 +125,26 @@ def _acquire(lock_path):
     return False
 
 
+def split_overrides(config, split):
+    """``--cfg-options`` that point every dataset of ``config`` at ``split``.
+
+    A semi-supervised training set is a ``ConcatDataset`` of a labelled and
+    an unlabelled source; each of them gets the split.
+    """
+    cfg = Config.fromfile(config)
+    out = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg.get(loader, {}).get('dataset', {})
+        if dataset.get('type') == 'ConcatDataset':
+            out += [
+                f'{loader}.dataset.datasets.{i}.split={split}'
+                for i in range(len(dataset['datasets']))
+            ]
+        else:
+            out.append(f'{loader}.dataset.split={split}')
+    return out
+
+
 def run_cell(config, seed, ratio, work_dir, args):
     """Train and test one (config, seed) cell.
 
@@ -152,12 +175,8 @@ def run_cell(config, seed, ratio, work_dir, args):
 
 def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
     split = f'splits/seed{seed}_{ratio}.json'
-    overrides = [
-        f'randomness.seed={seed}',
-        f'train_dataloader.dataset.split={split}',
-        f'val_dataloader.dataset.split={split}',
-        f'test_dataloader.dataset.split={split}',
-    ] + list(args.cfg_options)
+    overrides = [f'randomness.seed={seed}'] + split_overrides(
+        config, split) + [o.format(seed=seed) for o in args.cfg_options]
     py = sys.executable
     t0 = time.time()
     _run([py, 'tools/train.py', config, '--work-dir', cell_dir,
@@ -174,6 +193,11 @@ def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
          osp.join(cell_dir, 'test.log'))
     test_s = time.time() - t0
     metrics = _test_metrics(test_dir)
+    quality = osp.join(cell_dir, 'pseudo_label_quality.json')
+    pseudo_labels = None
+    if osp.isfile(quality):
+        with open(quality) as f:
+            pseudo_labels = json.load(f)['summary']
     record = dict(
         config=osp.relpath(osp.abspath(config), ROOT),
         seed=seed,
@@ -186,6 +210,9 @@ def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
         },
         train_s=round(train_s, 1),
         test_s=round(test_s, 1))
+    if pseudo_labels is not None:
+        # mean over the last 100 training iterations, hidden ground truth
+        record['pseudo_labels'] = pseudo_labels
     tmp = result_path + '.tmp'
     with open(tmp, 'w') as f:
         json.dump(record, f, indent=2)
