@@ -14,6 +14,7 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor
 
+from ...evaluation.functional import dice_from_areas, intersect_and_areas
 from ..utils import cutmix, rampup_factor
 
 _NETWORKS = ('student', 'teacher', 'peer')
@@ -22,6 +23,9 @@ _NETWORKS = ('student', 'teacher', 'peer')
 def pseudo_label_dice(pred: Tensor, gt: Tensor, num_classes: int,
                       ignore_index: int = 255) -> Tensor:
     """Mean Dice over the foreground classes present in ``gt``.
+
+    Counts come from :func:`cps4.evaluation.functional.intersect_and_areas`
+    (the same Dice the metrics use); only the class averaging differs.
 
     Args:
         pred (Tensor): Predicted labels (B, H, W).
@@ -33,18 +37,15 @@ def pseudo_label_dice(pred: Tensor, gt: Tensor, num_classes: int,
         Tensor: Dice in [0, 1] (a 0-dim float tensor); NaN when ``gt`` has
         no foreground class.
     """
-    valid = gt != ignore_index
-    dices = []
-    for k in range(1, num_classes):
-        g = (gt == k) & valid
-        if not g.any():
-            continue
-        p = (pred == k) & valid
-        inter = (p & g).sum().float()
-        dices.append(2 * inter / (p.sum() + g.sum()).float())
-    if not dices:
-        return torch.tensor(float('nan'), device=pred.device)
-    return torch.stack(dices).mean()
+    inter, area_pred, area_gt = intersect_and_areas(
+        pred.detach().cpu().numpy(), gt.detach().cpu().numpy(), num_classes,
+        ignore_index)
+    present = area_gt[1:] > 0
+    value = float('nan')
+    if present.any():
+        dice = dice_from_areas(inter, area_pred, area_gt)[1:][present]
+        value = float(dice.mean())
+    return torch.tensor(value, device=pred.device)
 
 
 @MODELS.register_module()
