@@ -48,6 +48,12 @@ def test_ema_update_math():
     ema_update(pair.teacher, pair.student, 0.25)
     # 0.75 * 0.25 + 0.25 * 1
     torch.testing.assert_close(pair.teacher.weight, torch.full((2, ), 0.4375))
+    # buffers copied instead of averaged (EMATeacherHook(skip_buffers=True))
+    pair = _Pair(0.0, 1.0)
+    ema_update(pair.teacher, pair.student, 0.25, average_buffers=False)
+    torch.testing.assert_close(pair.teacher.weight, torch.full((2, ), 0.25))
+    torch.testing.assert_close(pair.teacher.running_mean,
+                               torch.full((2, ), 1.0))
     with pytest.raises(KeyError, match='differ'):
         ema_update(nn.Linear(2, 2), nn.BatchNorm1d(2), 0.5)
 

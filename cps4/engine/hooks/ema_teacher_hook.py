@@ -9,27 +9,35 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 
-def ema_update(teacher: nn.Module, student: nn.Module,
-               momentum: float) -> None:
+def ema_update(teacher: nn.Module,
+               student: nn.Module,
+               momentum: float,
+               average_buffers: bool = True) -> None:
     """``teacher <- (1 - momentum) * teacher + momentum * student``.
 
-    Floating-point parameters and buffers are averaged; integer buffers
-    (batch-norm's ``num_batches_tracked``) are copied.
+    Floating-point parameters (and, with ``average_buffers``, floating
+    buffers) are averaged; the other buffers, such as batch-norm's
+    ``num_batches_tracked``, are copied.
 
     Args:
         teacher (nn.Module): Updated in place.
         student (nn.Module): Same architecture as ``teacher``.
         momentum (float): Weight of the student, in [0, 1].
+        average_buffers (bool): Average floating buffers too; False copies
+            every buffer. Defaults to True.
     """
     t_state = teacher.state_dict()
     s_state = student.state_dict()
     if t_state.keys() != s_state.keys():
         missing = sorted(set(t_state) ^ set(s_state))[:5]
         raise KeyError(f'teacher and student differ in parameters: {missing}')
+    params = {name for name, _ in teacher.named_parameters()}
     with torch.no_grad():
         for name, t in t_state.items():
             s = s_state[name].detach()
-            if t.dtype.is_floating_point:
+            average = t.dtype.is_floating_point and (average_buffers
+                                                     or name in params)
+            if average:
                 t.mul_(1 - momentum).add_(s.to(t.dtype), alpha=momentum)
             else:
                 t.copy_(s)
@@ -95,14 +103,5 @@ class EMATeacherHook(Hook):
         if (runner.iter + 1) % self.interval != 0:
             return
         model = self._model(runner)
-        if self.skip_buffers:
-            with torch.no_grad():
-                for t, s in zip(model.teacher.parameters(),
-                                model.student.parameters()):
-                    t.mul_(1 - self.momentum).add_(
-                        s.detach(), alpha=self.momentum)
-                for t, s in zip(model.teacher.buffers(),
-                                model.student.buffers()):
-                    t.copy_(s)
-        else:
-            ema_update(model.teacher, model.student, self.momentum)
+        ema_update(model.teacher, model.student, self.momentum,
+                   average_buffers=not self.skip_buffers)
