@@ -62,9 +62,13 @@ def test_agreement_fusion_by_hand():
     q_t, b, lab = _maps()
     out = MODELS.build(dict(type='AgreementFusion'))(q_t, b, lab)
     torch.testing.assert_close(out['probs'], q_t)
-    # pixel 0 disagrees (teacher 1, VLM 2), pixel 1 agrees at 0.8
     torch.testing.assert_close(out['confidence'],
-                               torch.tensor([[[0.0, 0.8]]]))
+                               torch.tensor([[[0.5, 0.8]]]))
+    # pixel 0 disagrees (teacher 1, VLM 2), pixel 1 agrees: the mask holds
+    # at any threshold, 0 included
+    assert out['valid'].tolist() == [[[False, True]]]
+    for rule in ('ProductFusion', 'ConfidenceWeightedFusion'):
+        assert 'valid' not in MODELS.build(dict(type=rule))(q_t, b, lab)
 
 
 def test_fusion_shape_errors():

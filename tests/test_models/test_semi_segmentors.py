@@ -201,6 +201,25 @@ def test_make_targets_thresholds_and_fuses():
         float(target['weight'].mean()))
 
 
+@pytest.mark.parametrize('threshold', [0.0, 0.6])
+def test_agreement_masks_disagreement_at_every_threshold(threshold):
+    cfg = semi_cfg('MeanTeacher', cps4_vlm=tiny_vlm(),
+                   pseudo_threshold=threshold)
+    cfg['fusion'] = dict(type='AgreementFusion')
+    model = MODELS.build(cfg)
+    model.eval()
+    inputs, samples = branch_batch()
+    weak = inputs['unsup_teacher']
+    probs = torch.softmax(5 * torch.randn(2, NUM_CLASSES, 64, 64), 1)
+    target, _ = model.make_targets(probs, weak, samples['unsup_teacher'])
+    vlm_labels = model.vlm.unified_map(weak)[0]
+    agree = probs.argmax(1) == vlm_labels
+    assert agree.any() and not agree.all()
+    expect = agree & (probs.max(1)[0] >= threshold)
+    torch.testing.assert_close(target['weight'], expect.float())
+    torch.testing.assert_close(target['probs'], probs)
+
+
 def test_pseudo_label_dice_by_hand():
     gt = torch.tensor([[[0, 1, 1, 2]]])
     pred = torch.tensor([[[0, 1, 2, 2]]])

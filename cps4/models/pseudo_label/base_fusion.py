@@ -19,8 +19,10 @@ class BaseFusion(nn.Module):
       its maximum reaches the VLM's threshold, else background).
 
     The output is a distribution ``probs`` (B, K, H, W) whose argmax is the
-    pseudo label, and a ``confidence`` (B, H, W) in [0, 1] that the
-    segmentor thresholds with ``semi_train_cfg.pseudo_threshold``.
+    pseudo label, a ``confidence`` (B, H, W) in [0, 1] that the segmentor
+    thresholds with ``semi_train_cfg.pseudo_threshold``, and optionally a
+    boolean ``valid`` (B, H, W): pixels a rule rules out whatever the
+    threshold (0 included, as in Mean Teacher and CPS).
     """
 
     @staticmethod
@@ -31,7 +33,8 @@ class BaseFusion(nn.Module):
 
     def fuse(self, teacher_probs: Tensor, vlm_maps: Tensor,
              vlm_labels: Tensor) -> Dict[str, Tensor]:
-        """Return ``dict(probs=..., confidence=...)``."""
+        """Return ``dict(probs=..., confidence=...)``, optionally with
+        ``valid``."""
         raise NotImplementedError
 
     def forward(self, teacher_probs: Tensor, vlm_maps: Tensor,
@@ -45,7 +48,8 @@ class BaseFusion(nn.Module):
 
         Returns:
             dict[str, Tensor]: ``probs`` (B, K, H, W), ``confidence``
-            (B, H, W).
+            (B, H, W) and, where the rule excludes pixels, ``valid``
+            (B, H, W, bool).
         """
         if teacher_probs.shape != vlm_maps.shape:
             raise ValueError(

@@ -168,7 +168,8 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
         vlm_labels, vlm_maps, _ = self.vlm_outputs(weak_inputs)
         fused = self.fusion(probs, vlm_maps, vlm_labels)
         labels = fused['probs'].argmax(1)
-        target = self._target(fused['probs'], labels, fused['confidence'])
+        target = self._target(fused['probs'], labels, fused['confidence'],
+                              fused.get('valid'))
         teacher_labels = probs.argmax(1)
         log = self.pseudo_quality(
             dict(teacher=teacher_labels, vlm=vlm_labels, fused=labels),

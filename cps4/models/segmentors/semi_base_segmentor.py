@@ -264,9 +264,15 @@ class SemiBaseSegmentor(BaseSegmentor):
             torch.where(keep, gt, ignore), self.num_classes)
         return log
 
-    def _target(self, probs: Tensor, labels: Tensor, conf: Tensor) -> dict:
-        weight = (conf >= self.semi_train_cfg['pseudo_threshold']).float()
-        return dict(probs=probs, labels=labels, weight=weight)
+    def _target(self,
+                probs: Tensor,
+                labels: Tensor,
+                conf: Tensor,
+                valid: Optional[Tensor] = None) -> dict:
+        keep = conf >= self.semi_train_cfg['pseudo_threshold']
+        if valid is not None:
+            keep = keep & valid
+        return dict(probs=probs, labels=labels, weight=keep.float())
 
     def _hidden_gt(self, samples: SampleList,
                    size) -> Optional[Tensor]:
