@@ -188,8 +188,10 @@ if HAS_EXTENSION:
         k = text.shape[1]
         out = feats.new_empty((b, k, h, w))
         cos = feats.new_empty((b, k, h, w))
-        feat_rnorm = feats.new_empty((b, h * w))
-        text_rnorm = feats.new_empty((text.shape[0], k))
+        # saved norms use the accumulation type (float32 for half types)
+        acc = torch.float64 if feats.dtype == torch.float64 else torch.float32
+        feat_rnorm = feats.new_empty((b, h * w), dtype=acc)
+        text_rnorm = feats.new_empty((text.shape[0], k), dtype=acc)
         return out, cos, feat_rnorm, text_rnorm
 
     @torch.library.register_fake('cps4::pixel_text_attention_backward')

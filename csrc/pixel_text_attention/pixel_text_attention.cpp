@@ -9,7 +9,9 @@
 //
 // `cos` and the reciprocal norms are saved for the backward pass; they are
 // K*H*W and H*W sized, much smaller than the C*H*W normalised feature map the
-// unfused formulation keeps.
+// unfused formulation keeps. The norms are in the accumulation type (float32
+// for half and bfloat16 feats), `out` and `cos` in the dtype of feats.
+#include <ATen/OpMathType.h>
 #include <Python.h>
 #include <torch/library.h>
 
@@ -102,6 +104,11 @@ void check_backward_inputs(const at::Tensor& grad_out, const at::Tensor& feats,
   TORCH_CHECK(feat_rnorm.numel() == b * hw && text_rnorm.numel() == text.size(0) * k,
               "pixel_text_attention_backward: saved norms have wrong sizes ",
               feat_rnorm.sizes(), " ", text_rnorm.sizes());
+  const auto acc = at::toOpMathType(feats.scalar_type());
+  TORCH_CHECK(feat_rnorm.scalar_type() == acc && text_rnorm.scalar_type() == acc,
+              "pixel_text_attention_backward: saved norms must be ", acc,
+              ", got ", feat_rnorm.scalar_type(), " and ",
+              text_rnorm.scalar_type());
   TORCH_CHECK(mode >= 0 && mode <= 2,
               "pixel_text_attention_backward: bad mode ", mode);
 }

@@ -249,26 +249,55 @@ def test_torch_compile():
 
 
 @needs_cuda
-@pytest.mark.parametrize('dtype,tol', [(torch.float32, 1e-5),
-                                       (torch.float16, 2e-2),
-                                       (torch.bfloat16, 5e-2)])
+@pytest.mark.parametrize('dtype,floor', [(torch.float32, 1e-5),
+                                         (torch.float16, 2e-3),
+                                         (torch.bfloat16, 1e-2)])
 @pytest.mark.parametrize('mode', MODES)
-def test_cuda_matches_reference(mode, dtype, tol):
+def test_cuda_matches_reference(mode, dtype, floor):
+    """Fused CUDA op vs the float64 truth on the same (rounded) inputs.
+
+    Each output and gradient, divided by the case's largest value of its
+    kind, must be within ``floor`` of the truth or at most twice as far from
+    it as the eager reference run on the GPU in the same dtype: with C = 1
+    the feature and text gradients are exactly 0 and come out as the
+    rounding residue of a cancellation, in any implementation.
+    """
     for shape in SHAPES:
         inputs, grad = make_inputs(shape, torch.float32)
-        ref_out, ref_grads = forward_backward(pixel_text_attention_reference,
-                                              inputs, grad, mode)
-        cuda_inputs = [
-            t.detach().to('cuda', dtype).requires_grad_(True) for t in inputs
-        ]
-        out, grads = forward_backward(pixel_text_attention, cuda_inputs,
-                                      grad.to('cuda', dtype), mode)
-        torch.testing.assert_close(out.float().cpu(), ref_out, rtol=tol,
-                                   atol=tol)
-        for g, r in zip(grads, ref_grads):
-            scale = max(1.0, r.abs().max().item())
-            torch.testing.assert_close(g.float().cpu() / scale, r / scale,
-                                       rtol=tol, atol=tol)
+        cuda_inputs = [t.detach().to('cuda', dtype) for t in inputs]
+        cuda_grad = grad.to('cuda', dtype)
+
+        def run(fn, device, as_dtype):
+            args = [t.to(device, as_dtype).requires_grad_(True)
+                    for t in cuda_inputs]
+            out, grads = forward_backward(fn, args, cuda_grad.to(device,
+                                                                 as_dtype),
+                                          mode)
+            return [t.double().cpu() for t in (out, ) + tuple(grads)]
+
+        truth = run(pixel_text_attention_reference, 'cpu', torch.float64)
+        fused = run(pixel_text_attention, 'cuda', dtype)
+        eager = run(pixel_text_attention_reference, 'cuda', dtype)
+        scale_out = max(1.0, truth[0].abs().max().item())
+        scale_grad = max(1.0, max(t.abs().max().item() for t in truth[1:]))
+        names = ('out', 'grad_feats', 'grad_text', 'grad_scale', 'grad_bias')
+        for i, name in enumerate(names):
+            scale = scale_out if i == 0 else scale_grad
+            err = (fused[i] - truth[i]).abs().max().item() / scale
+            err_eager = (eager[i] - truth[i]).abs().max().item() / scale
+            assert err <= max(floor, 2 * err_eager), (
+                f'{shape} {mode} {dtype} {name}: fused error {err:.3g}, '
+                f'eager error {err_eager:.3g}, floor {floor}')
+        if dtype != torch.float32:
+            for t in out_saved_norms(cuda_inputs, mode):
+                assert t.dtype == torch.float32
+
+
+def out_saved_norms(inputs, mode):
+    """The reciprocal norms the forward op saves for the backward pass."""
+    feats, text, scale, bias = (t.detach() for t in inputs)
+    return torch.ops.cps4.pixel_text_attention_forward(
+        feats, text, scale, bias, pta._MODE_IDS[mode], 1e-12)[2:]
 
 
 def _nvcc_command(tmp_path):

@@ -33,7 +33,7 @@ __global__ void forward_logits_kernel(
     const scalar_t* __restrict__ scale_ptr, const scalar_t* __restrict__ bias,
     int64_t BT, int64_t C, int64_t K, int64_t P, acc_t eps,
     scalar_t* __restrict__ out, scalar_t* __restrict__ cos,
-    scalar_t* __restrict__ frn) {
+    acc_t* __restrict__ frn) {
   __shared__ acc_t tile[kChunkK * kTileC];
   const int64_t b = blockIdx.y;
   const int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
@@ -80,7 +80,7 @@ __global__ void forward_logits_kernel(
       }
     }
   }
-  if (active) frn[b * P + p] = static_cast<scalar_t>(rn);
+  if (active) frn[b * P + p] = rn;
 }
 
 template <typename scalar_t, typename acc_t>
@@ -147,7 +147,7 @@ __global__ void backward_pixel_kernel(
 template <typename scalar_t, typename acc_t>
 __global__ void backward_feats_kernel(
     const scalar_t* __restrict__ feats, const acc_t* __restrict__ vt,
-    const scalar_t* __restrict__ frn, const acc_t* __restrict__ ds,
+    const acc_t* __restrict__ frn, const acc_t* __restrict__ ds,
     const acc_t* __restrict__ dotu, const scalar_t* __restrict__ scale_ptr,
     int64_t BT, int64_t C, int64_t K, int64_t P, acc_t eps,
     scalar_t* __restrict__ grad_feats) {
@@ -157,7 +157,7 @@ __global__ void backward_feats_kernel(
   const bool active = p < P;
   const acc_t* v = vt + (BT == 1 ? 0 : b) * K * C;
   const acc_t scale = static_cast<acc_t>(*scale_ptr);
-  const acc_t rn = active ? static_cast<acc_t>(frn[b * P + p]) : acc_t(0);
+  const acc_t rn = active ? frn[b * P + p] : acc_t(0);
   const acc_t coef = (active && rn < acc_t(1) / eps) ? rn * rn * dotu[b * P + p]
                                                      : acc_t(0);
   for (int64_t c0 = 0; c0 < C; c0 += kTileC) {
@@ -206,15 +206,18 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_cuda(
                 K = text.size(1);
   auto out = at::empty({B, K, H, W}, feats.options());
   auto cos = at::empty({B, K, H, W}, feats.options());
-  auto frn = at::empty({B, P}, feats.options());
+  // The reciprocal norms are saved in the accumulation type: rounded to
+  // half precision they would put a 2^-9 relative error into the radial
+  // projection of the feature gradient, whose result can be near zero.
+  const auto acc_type = at::toOpMathType(feats.scalar_type());
+  auto frn = at::empty({B, P}, feats.options().dtype(acc_type));
   at::Tensor bias;
   if (bias_.has_value()) bias = bias_->contiguous();
   // Text is tiny (K x C): normalise it with ATen in float32 or float64.
-  const auto acc_type = feats.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
   const auto text_acc = text.to(acc_type);
   const auto tnorm = text_acc.norm(2, -1, true).clamp_min(eps);
   const auto vt = (text_acc / tnorm).contiguous();
-  const auto trn = tnorm.reciprocal().reshape({BT, K}).to(feats.scalar_type());
+  const auto trn = tnorm.reciprocal().reshape({BT, K});
   const dim3 grid((P + kThreads - 1) / kThreads, B);
   auto stream = c10::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, feats.scalar_type(),
@@ -225,7 +228,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> forward_cuda(
         logit_scale.data_ptr<scalar_t>(),
         bias.defined() ? bias.data_ptr<scalar_t>() : nullptr, BT, C, K, P,
         static_cast<acc_t>(eps), out.data_ptr<scalar_t>(),
-        cos.data_ptr<scalar_t>(), frn.data_ptr<scalar_t>());
+        cos.data_ptr<scalar_t>(), frn.data_ptr<acc_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     if (mode != static_cast<int64_t>(Mode::kLogits)) {
       activate_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
@@ -255,7 +258,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cuda(
   const int64_t B = feats.size(0), C = feats.size(1),
                 P = feats.size(2) * feats.size(3), BT = text.size(0),
                 K = text.size(1);
-  const auto acc_type = feats.scalar_type() == at::kDouble ? at::kDouble : at::kFloat;
+  const auto acc_type = at::toOpMathType(feats.scalar_type());
   const auto acc_opts = feats.options().dtype(acc_type);
   const auto text_acc = text.to(acc_type);
   const auto trn = text_rnorm_.to(acc_type).reshape({BT, K, 1});
@@ -276,7 +279,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cuda(
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     backward_feats_kernel<scalar_t, acc_t><<<grid, kThreads, 0, stream>>>(
         feats.data_ptr<scalar_t>(), vt.data_ptr<acc_t>(),
-        frn.data_ptr<scalar_t>(), ds.data_ptr<acc_t>(), dotu.data_ptr<acc_t>(),
+        frn.data_ptr<acc_t>(), ds.data_ptr<acc_t>(), dotu.data_ptr<acc_t>(),
         logit_scale.data_ptr<scalar_t>(), BT, C, K, P,
         static_cast<acc_t>(eps), grad_feats.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
@@ -289,16 +292,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> backward_cuda(
                            .to(feats.scalar_type());
   auto dv = at::bmm(weights, feats.reshape({B, C, P}).transpose(1, 2))
                 .to(acc_type);
-  auto dotv = ds_cos * scale;
-  if (BT == 1) {
-    dv = dv.sum(0, true);
-    dotv = dotv.sum(0, true);
-  }
+  if (BT == 1) dv = dv.sum(0, true);
+  // Project dv off the unit text vector with its own radial part v . dv
+  // (equal to scale * sum_p ds * cos in exact arithmetic): the result is
+  // then orthogonal to v up to float rounding, even when dv itself came out
+  // of a half-precision GEMM.
+  const auto dotv = (vt * dv).sum(-1, true);
   const auto keep = (trn < 1.0 / eps).to(acc_type);
   const auto grad_text =
-      (trn * (dv - keep * vt * dotv.unsqueeze(-1))).to(feats.scalar_type());
+      (trn * (dv - keep * vt * dotv)).to(feats.scalar_type());
   const auto grad_scale = ds_cos.sum().to(feats.scalar_type());
-  const auto grad_bias = with_bias ? ds.sum({0, 2}).to(feats.scalar_type())
+  const auto grad_bias = with_bias ? ds.sum(at::IntArrayRef{0, 2}).to(feats.scalar_type())
                                    : at::empty({0}, feats.options());
   return {grad_feats, grad_text, grad_scale, grad_bias};
 }
