@@ -88,15 +88,16 @@ def test_cell_held_by_live_sweep_is_skipped(tmp_path):
 
 def test_stale_lock_is_taken_over(tmp_path):
     import os
-    tool = _load_tool()
+
+    from cps4.utils.sweep import acquire_lock
     proc = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True)
     dead_pid = int(proc.stdout)  # that process has exited
     lock = tmp_path / '.lock'
     lock.write_text(str(dead_pid))
-    assert tool._acquire(str(lock))
+    assert acquire_lock(str(lock))
     assert lock.read_text() == str(os.getpid())
-    assert not tool._acquire(str(lock))  # now held by this live process
+    assert not acquire_lock(str(lock))  # now held by this live process
 
 
 def test_split_overrides_cover_concat_datasets():

@@ -23,19 +23,19 @@ Writes ``WORK_DIR/results.json`` (one record per cell) and
 and per-class means).
 """
 import argparse
-import glob
 import json
 import os
 import os.path as osp
 import statistics
-import subprocess
 import sys
 import time
 
-from mmengine.config import Config
 from mmengine.logging import MMLogger
 
-ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+from cps4.utils.sweep import (REPO_ROOT, acquire_lock, last_checkpoint,
+                              run_logged, split_overrides, test_metrics)
+
+ROOT = REPO_ROOT
 
 
 def parse_args():
@@ -64,87 +64,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def _run(cmd, log_path):
-    """Run ``cmd``, teeing nothing: its output goes to ``log_path``."""
-    with open(log_path, 'w') as log:
-        proc = subprocess.run(cmd, cwd=ROOT, stdout=log,
-                              stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise RuntimeError(f'{" ".join(cmd)} failed with exit code '
-                           f'{proc.returncode}; see {log_path}')
-
-
-def _last_checkpoint(run_dir):
-    path = osp.join(run_dir, 'last_checkpoint')
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'no last_checkpoint in {run_dir}')
-    with open(path) as f:
-        ckpt = f.read().strip()
-    return ckpt if osp.isabs(ckpt) else osp.join(ROOT, ckpt)
-
-
-def _test_metrics(test_dir):
-    """Metrics dict of the newest mmengine test json under ``test_dir``."""
-    files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
-    files = [f for f in files if osp.basename(osp.dirname(f)) + '.json'
-             == osp.basename(f)]
-    if not files:
-        raise FileNotFoundError(f'no test metrics json under {test_dir}')
-    with open(files[-1]) as f:
-        return json.load(f)
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _acquire(lock_path):
-    """Take the cell lock; False when a live process holds it."""
-    for _ in range(2):
-        try:
-            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-        except FileExistsError:
-            try:
-                with open(lock_path) as f:
-                    owner = int(f.read().strip() or 0)
-            except (OSError, ValueError):
-                owner = 0
-            if owner and _pid_alive(owner):
-                return False
-            os.remove(lock_path)  # stale: its sweep was killed
-            continue
-        with os.fdopen(fd, 'w') as f:
-            f.write(str(os.getpid()))
-        return True
-    return False
-
-
-def split_overrides(config, split):
-    """``--cfg-options`` that point every dataset of ``config`` at ``split``.
-
-    A semi-supervised training set is a ``ConcatDataset`` of a labelled and
-    an unlabelled source; each of them gets the split.
-    """
-    cfg = Config.fromfile(config)
-    out = []
-    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        dataset = cfg.get(loader, {}).get('dataset', {})
-        if dataset.get('type') == 'ConcatDataset':
-            out += [
-                f'{loader}.dataset.datasets.{i}.split={split}'
-                for i in range(len(dataset['datasets']))
-            ]
-        else:
-            out.append(f'{loader}.dataset.split={split}')
-    return out
-
-
 def run_cell(config, seed, ratio, work_dir, args):
     """Train and test one (config, seed) cell.
 
@@ -164,7 +83,7 @@ def run_cell(config, seed, ratio, work_dir, args):
         return None, 'missing'
     os.makedirs(cell_dir, exist_ok=True)
     lock_path = osp.join(cell_dir, '.lock')
-    if not _acquire(lock_path):
+    if not acquire_lock(lock_path):
         return None, 'busy'
     try:
         return _train_and_test(config, seed, ratio, cell_dir, result_path,
@@ -179,20 +98,20 @@ def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
         config, split) + [o.format(seed=seed) for o in args.cfg_options]
     py = sys.executable
     t0 = time.time()
-    _run([py, 'tools/train.py', config, '--work-dir', cell_dir,
+    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir,
           '--cfg-options', *overrides], osp.join(cell_dir, 'train.log'))
     train_s = time.time() - t0
     if args.checkpoint == 'last':
-        ckpt = _last_checkpoint(cell_dir)
+        ckpt = last_checkpoint(cell_dir)
     else:
         ckpt = osp.join(cell_dir, args.checkpoint)
     t0 = time.time()
     test_dir = osp.join(cell_dir, 'test')
-    _run([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
+    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
           '--cfg-options', *overrides, *args.test_cfg_options],
          osp.join(cell_dir, 'test.log'))
     test_s = time.time() - t0
-    metrics = _test_metrics(test_dir)
+    metrics = test_metrics(test_dir)
     quality = osp.join(cell_dir, 'pseudo_label_quality.json')
     pseudo_labels = None
     if osp.isfile(quality):

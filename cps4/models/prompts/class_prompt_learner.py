@@ -116,7 +116,7 @@ def _check_templates(templates: Sequence[str], source: str) -> None:
                 f"'{{}}' placeholder for the class phrase.")
 
 
-def _find_matching_prompt_file(classes: Sequence[str]) -> Optional[Path]:
+def find_matching_prompt_file(classes: Sequence[str]) -> Optional[Path]:
     """A prompt file of the repository defining exactly ``classes``."""
     folder = REPO_ROOT / PROMPT_DIR
     for path in sorted(folder.glob('*.json')):
@@ -254,7 +254,7 @@ class ClassPromptLearner(BaseModule):
         if classes == self.class_names:
             return
         ours = self.class_names
-        suggestion = _find_matching_prompt_file(classes)
+        suggestion = find_matching_prompt_file(classes)
         hint = (f'use {suggestion}' if suggestion is not None else
                 'write a prompt file for these classes under '
                 f'{PROMPT_DIR}/')

@@ -1,0 +1,8 @@
+"""Benchmarks of whole methods (train + test over seeds and label ratios)."""
+from .ssl_benchmark import (METHODS, SCHEDULES, Cell, Method, Schedule,
+                            SSLBenchmark, plan_cells, results_table)
+
+__all__ = [
+    'METHODS', 'SCHEDULES', 'Cell', 'Method', 'Schedule', 'SSLBenchmark',
+    'plan_cells', 'results_table'
+]

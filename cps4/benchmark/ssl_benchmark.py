@@ -1,0 +1,622 @@
+"""One-command benchmark of semi-supervised methods: methods x label ratios
+x seeds on one dataset, with a results table and a Dice-vs-ratio plot.
+
+The benchmark
+
+1. converts the raw dataset (any layout of
+   :func:`cps4.datasets.converters.convert_dataset`) into ``W/data/train``
+   and writes its case-level splits for every (seed, ratio);
+2. writes one self-contained config per cell from the method's template
+   config: data root, split, class count, image size and schedule set in
+   Python, so any converted dataset works with the same templates;
+3. trains stage 1 once per (ratio, seed) for the methods that need it
+   (CPS4), then trains and tests every cell with ``tools/train.py`` and
+   ``tools/test.py``;
+4. collects ``W/results.json`` (one record per cell), ``W/results.md``
+   (mean +- std table) and ``W/dice_vs_ratio.png``.
+
+A finished cell (its ``result.json`` exists) is never run again, so an
+interrupted benchmark resumes where it stopped, and several benchmark
+processes over one work dir share the cells out (cell locks, see
+:mod:`cps4.utils.sweep`). Split seed and training seed are the cell's seed.
+Hyper-parameters are the template configs'; the split's val cases are the
+only ones any choice may look at, test cases (or ``--test-root``) never.
+"""
+import json
+import os
+import os.path as osp
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from cps4.datasets.converters import (check_label_ratio, convert_dataset,
+                                      format_pct, load_split, read_meta,
+                                      write_splits)
+from cps4.datasets.converters.io import write_json_atomic
+from cps4.models.prompts import find_matching_prompt_file
+from cps4.utils.sweep import (REPO_ROOT, acquire_lock, last_checkpoint,
+                              run_logged, test_metrics)
+
+STAGE1_CONFIG = 'configs/benchmark/cps4-vlm_r18_1xb4-1k_synthetic-128px.py'
+_SSL = 'unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px'
+
+
+@dataclass(frozen=True)
+class Method:
+    """A benchmark method: its template config and what it needs.
+
+    Attributes:
+        config (str): Template config, relative to the repository root.
+        semi (bool): Trains on unlabelled cases too (not run at 100%).
+        stage1 (bool): Needs a stage-1 VLM of the same split.
+        predict_on (str): Network of an SSL method that predicts at test
+            time; the student, chosen on the synthetic val cases, where the
+            EMA teacher lags it at these schedule lengths.
+    """
+    config: str
+    semi: bool = True
+    stage1: bool = False
+    predict_on: str = 'student'
+
+
+#: Methods by command-line name.
+METHODS: Dict[str, Method] = {
+    'sup': Method(
+        'configs/benchmark/sup_unet-s5-d16_fcn_1xb4-500_synthetic-128px.py',
+        semi=False),
+    'mean_teacher': Method(f'configs/ssl/mean-teacher_{_SSL}.py'),
+    'fixmatch': Method(f'configs/ssl/fixmatch_{_SSL}.py'),
+    'unimatch': Method(f'configs/ssl/unimatch_{_SSL}.py'),
+    'cps': Method(f'configs/ssl/cps_{_SSL}.py'),
+    # CPS4 on Mean Teacher, the best baseline, with the agreement rule:
+    # both chosen on the synthetic val cases (docs/results.md, stage 2)
+    'cps4': Method(f'configs/cps4/cps4-mean-teacher_{_SSL}_agreement.py',
+                   stage1=True),
+}
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Image size and iterations of a benchmark schedule.
+
+    Attributes:
+        img_size (int): Square training and test size of the slices.
+        iters (int): Stage-2 (and supervised) training iterations.
+        stage1_iters (int): Stage-1 training iterations.
+        batch (int): Labelled slices per batch (an SSL batch adds as many
+            unlabelled ones).
+    """
+    img_size: int
+    iters: int
+    stage1_iters: int
+    batch: int = 4
+
+
+#: ``quick`` fits a cell in about ten minutes on two CPU cores (see
+#: docs/results.md for measured times); ``full`` is the setting to publish
+#: with on a GPU; ``tiny`` only checks that the harness runs.
+SCHEDULES: Dict[str, Schedule] = {
+    'tiny': Schedule(img_size=64, iters=4, stage1_iters=4, batch=2),
+    'quick': Schedule(img_size=128, iters=500, stage1_iters=1000),
+    'full': Schedule(img_size=256, iters=20000, stage1_iters=8000, batch=8),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One (method, label ratio, seed) run."""
+    method: str
+    ratio: float
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f'{self.method} {format_pct(self.ratio)}% seed {self.seed}'
+
+    def folder(self, work_dir: str) -> str:
+        return osp.join(work_dir, 'cells', self.method,
+                        f'{format_pct(self.ratio)}pct', f'seed{self.seed}')
+
+
+def plan_cells(methods: Sequence[str], ratios: Sequence[float],
+               seeds: Sequence[int]) -> Tuple[List[Cell], List[str]]:
+    """The cells to run and notes on the ones left out.
+
+    Semi-supervised methods have nothing to learn from at 100% labels (no
+    unlabelled case is left), so only non-SSL methods run there.
+
+    Raises:
+        ValueError: An unknown method or a label ratio outside (0, 1].
+    """
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f'unknown method(s) {unknown}; choose from '
+                         f'{sorted(METHODS)}')
+    for r in ratios:
+        check_label_ratio(r)
+    cells, notes = [], []
+    for ratio in ratios:
+        for method in methods:
+            if METHODS[method].semi and ratio >= 1.0:
+                notes.append(f'{method} at 100%: no unlabelled cases, not '
+                             'run')
+                continue
+            cells += [Cell(method, ratio, s) for s in seeds]
+    return cells, notes
+
+
+# ----------------------------------------------------------------------
+# data
+# ----------------------------------------------------------------------
+def prepare_data(data_root: str, layout: str, out_dir: str,
+                 seeds: Iterable[int], ratios: Iterable[float],
+                 classes: Optional[str] = None) -> dict:
+    """Convert ``data_root`` into ``out_dir`` once and write its splits.
+
+    An existing conversion of the same source folder is reused; one of
+    another folder is refused.
+
+    Returns:
+        dict: The converted dataset's ``meta.json``.
+    """
+    src = osp.abspath(data_root)
+    if osp.isfile(osp.join(out_dir, 'meta.json')):
+        meta = read_meta(out_dir)
+        if osp.abspath(meta.get('source_root', '')) != src:
+            raise ValueError(
+                f'{out_dir} holds a conversion of {meta.get("source_root")}, '
+                f'not of {src}; use another --work-dir')
+        print_log(f'reusing the converted data in {out_dir}',
+                  logger='current')
+    else:
+        print_log(f'converting {src} ({layout} layout) into {out_dir}',
+                  logger='current')
+        convert_dataset(src, out_dir, layout=layout, classes=classes,
+                        splits=False)
+    write_splits(out_dir, seeds=sorted(set(seeds)),
+                 label_ratios=sorted(set(ratios)))
+    return read_meta(out_dir)
+
+
+def choose_prompt_file(classes: Sequence[str], work_dir: str,
+                       prompt_file: Optional[str] = None) -> str:
+    """The stage-1 prompt file for ``classes``.
+
+    Order: ``prompt_file`` when given; a prompt file of the repository that
+    defines exactly these classes; else a names-only file written to
+    ``work_dir/prompts.json`` (each class prompted by its name).
+    """
+    if prompt_file:
+        return osp.abspath(prompt_file)
+    found = find_matching_prompt_file(classes)
+    if found is not None:
+        return osp.join(REPO_ROOT, str(found))
+    path = osp.join(work_dir, 'prompts.json')
+    write_json_atomic(path, dict(
+        _comment='Written by the SSL benchmark: class names as prompts.',
+        classes=[dict(name=c, phrase=c, description=c) for c in classes],
+        templates=['a sagittal MR image of the {}.']))
+    print_log(f'no prompt file matches the classes {list(classes)}; using '
+              f'class names as prompts ({path}); pass --prompt-file for '
+              'better ones', logger='current', level=30)
+    return path
+
+
+# ----------------------------------------------------------------------
+# configs
+# ----------------------------------------------------------------------
+def _walk(node, fn):
+    """Call ``fn`` on every dict nested in ``node`` (lists and dicts)."""
+    if isinstance(node, dict):
+        fn(node)
+        for v in node.values():
+            _walk(v, fn)
+    elif isinstance(node, (list, tuple)):
+        for v in node:
+            _walk(v, fn)
+
+
+def _datasets(cfg: Config) -> List[dict]:
+    out = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        ds = cfg[loader]['dataset']
+        out += ds['datasets'] if ds.get('type') == 'ConcatDataset' else [ds]
+    return out
+
+
+def apply_schedule(cfg: Config, iters: int, img_size: int,
+                   batch: int) -> None:
+    """Set image size, iterations and batch size of ``cfg`` in place.
+
+    Resize, RandomResize and RandomCrop transforms get ``img_size``; the
+    LR warm-up and decay, the unsupervised ramp-up, the validation and
+    checkpoint intervals scale with ``iters``.
+    """
+    size = (img_size, img_size)
+
+    def resize(t):
+        if t.get('type') in ('Resize', 'RandomResize'):
+            t['scale'] = size
+        elif t.get('type') == 'RandomCrop':
+            t['crop_size'] = size
+
+    for ds in _datasets(cfg):
+        _walk(ds.get('pipeline', []), resize)
+    old = cfg.train_cfg['max_iters']
+    warmup = max(1, min(50, iters // 10))
+    for sched in cfg.param_scheduler:
+        if sched['type'] == 'LinearLR':
+            sched['end'] = warmup
+        else:
+            sched['begin'] = warmup if sched.get('begin', 0) else 0
+            sched['end'] = iters
+    cfg.train_cfg.update(max_iters=iters, val_interval=iters)
+    cfg.default_hooks.checkpoint.update(interval=iters, max_keep_ckpts=1,
+                                        save_best=None)
+    cfg.default_hooks.logger['interval'] = min(50, iters)
+    semi = cfg.model.get('semi_train_cfg')
+    if semi is not None:
+        semi['rampup_iters'] = round(semi['rampup_iters'] * iters / old)
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'PseudoLabelQualityHook':
+            hook['interval'] = min(hook['interval'], iters)
+    train = cfg.train_dataloader
+    if train.get('sampler', {}).get('type') == 'MultiSourceSampler':
+        train['batch_size'] = 2 * batch
+        train['sampler']['batch_size'] = 2 * batch
+    else:
+        train['batch_size'] = batch
+
+
+def cell_config(template: str, data_root: str, split: str, num_classes: int,
+                schedule: Schedule, stage1: bool = False,
+                prompt_file: Optional[str] = None,
+                vlm: Optional[Tuple[str, str]] = None,
+                predict_on: Optional[str] = None) -> Config:
+    """The config of one cell, built from a method's template.
+
+    Args:
+        template (str): Template config file.
+        data_root (str): Converted dataset folder.
+        split (str): Split file relative to ``data_root``.
+        num_classes (int): Classes of the dataset, background included.
+        schedule (Schedule): Image size and iterations.
+        stage1 (bool): ``template`` is a stage-1 VLM config.
+        prompt_file (str, optional): Stage-1 prompt file.
+        vlm (tuple[str, str], optional): Config and checkpoint of the
+            stage-1 VLM, for CPS4 cells.
+        predict_on (str, optional): ``semi_test_cfg.predict_on`` of an SSL
+            config.
+    """
+    cfg = Config.fromfile(osp.join(REPO_ROOT, template))
+    for ds in _datasets(cfg):
+        ds.update(data_root=data_root, split=split)
+    apply_schedule(cfg, schedule.stage1_iters if stage1 else schedule.iters,
+                   schedule.img_size, schedule.batch)
+    if stage1:
+        cfg.model.prompt['prompt_file'] = prompt_file
+    else:
+
+        def set_classes(node):
+            if 'num_classes' in node and node.get('type', '').endswith(
+                    'Head'):
+                node['num_classes'] = num_classes
+
+        _walk(cfg.model, set_classes)
+    if vlm is not None:
+        cfg.model.vlm.update(config=vlm[0], checkpoint=vlm[1])
+    if predict_on is not None and 'semi_test_cfg' in cfg.model:
+        cfg.model.semi_test_cfg['predict_on'] = predict_on
+    return cfg
+
+
+# ----------------------------------------------------------------------
+# running
+# ----------------------------------------------------------------------
+def _train_test(cfg: Config, cell_dir: str, seed: int,
+                test_options: Sequence[str]) -> Tuple[dict, str, float,
+                                                      float]:
+    """Train ``cfg`` in ``cell_dir``, test its last checkpoint.
+
+    Returns:
+        tuple: test metrics, checkpoint, train and test seconds.
+    """
+    os.makedirs(cell_dir, exist_ok=True)
+    config = osp.join(cell_dir, 'config.py')
+    cfg.dump(config)
+    py = sys.executable
+    seed_opt = ['--cfg-options', f'randomness.seed={seed}']
+    t0 = time.time()
+    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir,
+                *seed_opt], osp.join(cell_dir, 'train.log'))
+    train_s = time.time() - t0
+    ckpt = last_checkpoint(cell_dir)
+    t0 = time.time()
+    test_dir = osp.join(cell_dir, 'test')
+    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
+                *seed_opt, *test_options], osp.join(cell_dir, 'test.log'))
+    return test_metrics(test_dir), ckpt, train_s, time.time() - t0
+
+
+def _with_lock(folder: str, result_path: str, fn):
+    """``(record, state)``: cached, busy (another process) or done."""
+    if osp.isfile(result_path):
+        with open(result_path) as f:
+            return json.load(f), 'cached'
+    os.makedirs(folder, exist_ok=True)
+    lock = osp.join(folder, '.lock')
+    if not acquire_lock(lock):
+        return None, 'busy'
+    try:
+        if osp.isfile(result_path):  # finished while we waited
+            with open(result_path) as f:
+                return json.load(f), 'cached'
+        record = fn()
+        write_json_atomic(result_path, record)
+        return record, 'done'
+    finally:
+        os.remove(lock)
+
+
+def _dice(metrics: dict) -> Tuple[float, Dict[str, float]]:
+    # a class absent from every test volume has NaN Dice: null in JSON
+    per_class = {k[len('Dice.'):]: (v if v == v else None)
+                 for k, v in metrics.items() if k.startswith('Dice.')}
+    return metrics['mDice'], per_class
+
+
+class SSLBenchmark:
+    """Run a methods x ratios x seeds benchmark in one work dir.
+
+    Args:
+        work_dir (str): Output folder (data, cells, results).
+        data_root (str): Raw training dataset.
+        layout (str): Its layout (``nnunet``, ``mrspineseg``, ``spider``,
+            ``png2d``).
+        methods (Sequence[str]): Names from :data:`METHODS`.
+        ratios (Sequence[float]): Label ratios in (0, 1].
+        seeds (Sequence[int]): Split and training seeds.
+        schedule (str): Name from :data:`SCHEDULES`.
+        test_root (str, optional): Raw dataset (same layout and classes)
+            whose every case is the test set, instead of the split's test
+            cases.
+        classes (str, optional): Class names for the converter.
+        prompt_file (str, optional): Stage-1 prompt file.
+        cps4_config (str, optional): Template of the ``cps4`` method
+            (default: CPS4 on Mean Teacher).
+    """
+
+    def __init__(self, work_dir: str, data_root: str, layout: str,
+                 methods: Sequence[str], ratios: Sequence[float],
+                 seeds: Sequence[int], schedule: str = 'quick',
+                 test_root: Optional[str] = None,
+                 classes: Optional[str] = None,
+                 prompt_file: Optional[str] = None,
+                 cps4_config: Optional[str] = None) -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f'unknown schedule {schedule!r}; choose from '
+                             f'{sorted(SCHEDULES)}')
+        self.work_dir = osp.abspath(work_dir)
+        self.data_root, self.layout = data_root, layout
+        self.methods, self.ratios = list(methods), list(ratios)
+        self.seeds, self.schedule_name = list(seeds), schedule
+        self.schedule = SCHEDULES[schedule]
+        self.test_root, self.classes = test_root, classes
+        self.prompt_file = prompt_file
+        self.method_table = dict(METHODS)
+        if cps4_config:
+            self.method_table['cps4'] = Method(cps4_config, stage1=True)
+        self.cells, self.notes = plan_cells(self.methods, self.ratios,
+                                            self.seeds)
+        self.train_dir = osp.join(self.work_dir, 'data', 'train')
+        self.test_dir = osp.join(self.work_dir, 'data', 'test')
+
+    # -- data ------------------------------------------------------------
+    def prepare(self) -> None:
+        """Convert the data, write splits, choose the prompt file."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.meta = prepare_data(self.data_root, self.layout, self.train_dir,
+                                 self.seeds, self.ratios, self.classes)
+        self.num_classes = len(self.meta['classes'])
+        self.test_options: List[str] = []
+        if self.test_root:
+            test_meta = prepare_data(self.test_root, self.layout,
+                                     self.test_dir, [0], [1.0], self.classes)
+            if test_meta['classes'] != self.meta['classes']:
+                raise ValueError(
+                    f'--test-root classes {test_meta["classes"]} differ from '
+                    f'the training classes {self.meta["classes"]}')
+            self.test_options = [
+                'test_dataloader.dataset.data_root=' + self.test_dir,
+                'test_dataloader.dataset.split=splits/seed0_100pct.json',
+                'test_dataloader.dataset.subset='
+                '[labelled,unlabelled,val,test]'
+            ]
+        if any(self.method_table[m].stage1 for m in self.methods):
+            self.prompt = choose_prompt_file(self.meta['classes'],
+                                             self.work_dir, self.prompt_file)
+
+    def _split(self, ratio: float, seed: int) -> str:
+        return f'splits/seed{seed}_{format_pct(ratio)}pct.json'
+
+    def _n_labelled(self, ratio: float, seed: int) -> int:
+        split = load_split(osp.join(self.train_dir, self._split(ratio, seed)))
+        return len(split['labelled'])
+
+    # -- cells -----------------------------------------------------------
+    def stage1(self, ratio: float, seed: int) -> Tuple[Optional[dict], str]:
+        """Train (or reuse) the stage-1 VLM of one split."""
+        folder = osp.join(self.work_dir, 'stage1',
+                          f'{format_pct(ratio)}pct', f'seed{seed}')
+
+        def run():
+            cfg = cell_config(STAGE1_CONFIG, self.train_dir,
+                              self._split(ratio, seed), self.num_classes,
+                              self.schedule, stage1=True,
+                              prompt_file=self.prompt)
+            metrics, ckpt, train_s, test_s = _train_test(
+                cfg, folder, seed, [])
+            dice, per_class = _dice(metrics)
+            return dict(config=osp.join(folder, 'config.py'),
+                        checkpoint=ckpt, dice_mean=dice,
+                        dice_per_class=per_class, train_s=round(train_s, 1),
+                        test_s=round(test_s, 1))
+
+        return _with_lock(folder, osp.join(folder, 'result.json'), run)
+
+    def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
+        """Train and test one cell; ``(record, state)``."""
+        folder = cell.folder(self.work_dir)
+        method = self.method_table[cell.method]
+
+        def run():
+            vlm, stage1_s = None, 0.0
+            if method.stage1:
+                s1, state = self.stage1(cell.ratio, cell.seed)
+                if s1 is None:
+                    raise RuntimeError(
+                        f'stage 1 of {cell.name} is being trained by another '
+                        'process; run again once it has finished')
+                vlm = (s1['config'], s1['checkpoint'])
+                stage1_s = s1['train_s'] if state == 'done' else 0.0
+            cfg = cell_config(method.config, self.train_dir,
+                              self._split(cell.ratio, cell.seed),
+                              self.num_classes, self.schedule, vlm=vlm,
+                              predict_on=method.predict_on)
+            metrics, ckpt, train_s, test_s = _train_test(
+                cfg, folder, cell.seed, self.test_options)
+            dice, per_class = _dice(metrics)
+            record = dict(
+                method=cell.method, label_ratio=cell.ratio, seed=cell.seed,
+                n_labelled_cases=self._n_labelled(cell.ratio, cell.seed),
+                dice_mean=dice, dice_per_class=per_class,
+                train_s=round(train_s, 1), test_s=round(test_s, 1),
+                schedule=self.schedule_name, config=method.config,
+                split=self._split(cell.ratio, cell.seed),
+                test_set='test-root' if self.test_root else 'split test',
+                checkpoint=ckpt)
+            if method.stage1:
+                record['stage1_train_s'] = stage1_s
+            quality = osp.join(folder, 'pseudo_label_quality.json')
+            if osp.isfile(quality):
+                with open(quality) as f:
+                    record['pseudo_labels'] = json.load(f)['summary']
+            return record
+
+        return _with_lock(folder, osp.join(folder, 'result.json'), run)
+
+    def run(self) -> List[dict]:
+        """Run every cell (skipping finished ones) and write the results."""
+        self.prepare()
+        for note in self.notes:
+            print_log(note, logger='current')
+        records, t_start, ran = [], time.time(), 0
+        for i, cell in enumerate(self.cells, 1):
+            t0 = time.time()
+            head = f'[{i}/{len(self.cells)}] {cell.name}'
+            if not osp.isfile(osp.join(cell.folder(self.work_dir),
+                                       'result.json')):
+                print_log(f'{head}: training and testing', logger='current')
+            record, state = self.run_cell(cell)
+            if state == 'busy':
+                print_log(f'{head}: being run by another process, skipped',
+                          logger='current')
+                continue
+            records.append(record)
+            if state == 'cached':
+                msg = 'finished earlier'
+            else:
+                ran += 1
+                elapsed = time.time() - t_start
+                left = len(self.cells) - i
+                msg = (f'{time.time() - t0:.0f} s; about '
+                       f'{elapsed / ran * left / 60:.0f} min left')
+            print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
+                      logger='current')
+        self.write_results(records)
+        return records
+
+    # -- results ---------------------------------------------------------
+    def write_results(self, records: List[dict]) -> None:
+        """``results.json``, ``results.md`` and ``dice_vs_ratio.png``."""
+        write_json_atomic(osp.join(self.work_dir, 'results.json'), records)
+        table = results_table(records, self.methods, self.ratios)
+        with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
+            f.write(table)
+        if records:
+            plot_dice_vs_ratio(records, self.methods,
+                               osp.join(self.work_dir, 'dice_vs_ratio.png'))
+        print_log('\n' + table, logger='current')
+
+
+def _mean_std(vals: Sequence[float]) -> str:
+    if not vals:
+        return '-'
+    if len(vals) == 1:
+        return f'{vals[0]:.2f} (1 seed)'
+    return f'{statistics.mean(vals):.2f} +- {statistics.stdev(vals):.2f}'
+
+
+def results_table(records: Sequence[dict], methods: Sequence[str],
+                  ratios: Sequence[float]) -> str:
+    """Markdown table: methods x ratios, Dice mean +- sample std over seeds,
+    with the number of labelled cases per ratio."""
+    n_lab = {}
+    for r in records:
+        n_lab.setdefault(r['label_ratio'], set()).add(r['n_labelled_cases'])
+    heads = []
+    for ratio in ratios:
+        n = sorted(n_lab.get(ratio, ()))
+        heads.append(f'{format_pct(ratio)}% ('
+                     + ('/'.join(map(str, n)) if n else '?') + ' cases)')
+    lines = ['| method | ' + ' | '.join(heads) + ' |',
+             '| --- |' + ' --- |' * len(ratios)]
+    for m in methods:
+        cells = []
+        for ratio in ratios:
+            vals = [r['dice_mean'] for r in records
+                    if r['method'] == m and r['label_ratio'] == ratio]
+            cells.append(_mean_std(vals))
+        lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def plot_dice_vs_ratio(records: Sequence[dict], methods: Sequence[str],
+                       path: str) -> None:
+    """Dice (mean +- std over seeds) against the label ratio, per method;
+    written atomically."""
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    for m in methods:
+        by_ratio = {}
+        for r in records:
+            if r['method'] == m:
+                by_ratio.setdefault(r['label_ratio'], []).append(
+                    r['dice_mean'])
+        if not by_ratio:
+            continue
+        xs = sorted(by_ratio)
+        means = [statistics.mean(by_ratio[x]) for x in xs]
+        stds = [statistics.stdev(by_ratio[x]) if len(by_ratio[x]) > 1 else 0
+                for x in xs]
+        ax.errorbar([100 * x for x in xs], means, yerr=stds, marker='o',
+                    capsize=3, label=m)
+    ax.set_xscale('log')
+    ax.set_xlabel('labelled cases (% of the training pool)')
+    ax.set_ylabel('volume Dice (%)')
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    tmp = path + '.tmp.png'
+    fig.savefig(tmp, dpi=120)
+    plt.close(fig)
+    os.replace(tmp, path)
+

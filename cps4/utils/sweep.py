@@ -1,0 +1,135 @@
+"""Building blocks of experiment sweeps: subprocess runs, cell locks, test
+metrics and split overrides.
+
+Used by ``tools/analysis/seed_sweep.py`` and the SSL benchmark
+(:mod:`cps4.benchmark`). A *cell* is one training + test run in its own
+folder; it is finished when its ``result.json`` exists, so an interrupted
+sweep resumes where it stopped. A cell being run holds a ``.lock`` file with
+the owner's process id, so several sweeps over one work dir share the cells
+out instead of running one twice; a lock whose process is gone is taken over.
+"""
+import glob
+import json
+import os
+import os.path as osp
+import subprocess
+from typing import List, Optional, Sequence
+
+from mmengine.config import Config
+
+REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
+
+
+def run_logged(cmd: Sequence[str], log_path: str,
+               cwd: Optional[str] = None) -> None:
+    """Run ``cmd`` with its output going to ``log_path``.
+
+    Args:
+        cmd (Sequence[str]): Command and arguments.
+        log_path (str): Log file (overwritten).
+        cwd (str, optional): Working directory. Defaults to the repository
+            root, where configs' relative paths resolve.
+
+    Raises:
+        RuntimeError: The command failed; the message names the log.
+    """
+    with open(log_path, 'w') as log:
+        proc = subprocess.run(list(cmd), cwd=cwd or REPO_ROOT, stdout=log,
+                              stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise RuntimeError(f'{" ".join(cmd)} failed with exit code '
+                           f'{proc.returncode}; see {log_path}')
+
+
+def last_checkpoint(run_dir: str) -> str:
+    """The checkpoint named in ``run_dir/last_checkpoint``."""
+    path = osp.join(run_dir, 'last_checkpoint')
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'no last_checkpoint in {run_dir}')
+    with open(path) as f:
+        ckpt = f.read().strip()
+    if not osp.isabs(ckpt):
+        ckpt = osp.join(REPO_ROOT, ckpt)
+    if not osp.isfile(ckpt):
+        raise FileNotFoundError(f'{path} names {ckpt}, which does not exist')
+    return ckpt
+
+
+def test_metrics(test_dir: str) -> dict:
+    """Metrics dict of the newest mmengine test json under ``test_dir``."""
+    files = sorted(glob.glob(osp.join(test_dir, '*', '*.json')))
+    files = [f for f in files if osp.basename(osp.dirname(f)) + '.json'
+             == osp.basename(f)]
+    if not files:
+        raise FileNotFoundError(f'no test metrics json under {test_dir}')
+    with open(files[-1]) as f:
+        return json.load(f)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this id exists."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def acquire_lock(lock_path: str) -> bool:
+    """Take a cell lock; False when a live process holds it.
+
+    A lock left by a process that no longer exists is taken over.
+    """
+    for _ in range(2):
+        try:
+            fd = os.open(lock_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            try:
+                with open(lock_path) as f:
+                    owner = int(f.read().strip() or 0)
+            except (OSError, ValueError):
+                owner = 0
+            if owner and pid_alive(owner):
+                return False
+            os.remove(lock_path)  # stale: its sweep was killed
+            continue
+        with os.fdopen(fd, 'w') as f:
+            f.write(str(os.getpid()))
+        return True
+    return False
+
+
+def dataset_overrides(config: str, key: str, value) -> List[str]:
+    """``--cfg-options`` that set ``key`` on every dataset of ``config``.
+
+    A semi-supervised training set is a ``ConcatDataset`` of a labelled and
+    an unlabelled source; each of them gets the value.
+
+    Args:
+        config (str): Config file.
+        key (str): Dataset argument, e.g. ``split`` or ``data_root``.
+        value: Its value.
+
+    Returns:
+        list[str]: ``loader.dataset[.datasets.i].key=value`` items.
+    """
+    cfg = Config.fromfile(config)
+    out = []
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        dataset = cfg.get(loader, {}).get('dataset', {})
+        if dataset.get('type') == 'ConcatDataset':
+            out += [
+                f'{loader}.dataset.datasets.{i}.{key}={value}'
+                for i in range(len(dataset['datasets']))
+            ]
+        else:
+            out.append(f'{loader}.dataset.{key}={value}')
+    return out
+
+
+def split_overrides(config: str, split: str) -> List[str]:
+    """``--cfg-options`` that point every dataset of ``config`` at ``split``.
+    """
+    return dataset_overrides(config, 'split', split)

@@ -1,0 +1,151 @@
+"""tools/benchmark/ssl_benchmark.py: cells, configs, results and resume."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mmengine.config import Config
+
+from cps4.benchmark import METHODS, SCHEDULES, Cell, plan_cells, results_table
+from cps4.benchmark.ssl_benchmark import (apply_schedule, cell_config,
+                                          choose_prompt_file, prepare_data)
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
+               'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
+
+
+@pytest.fixture(scope='module')
+def tiny_raw(tmp_path_factory):
+    from cps4.datasets.synthetic_spine import write_synthetic_dataset
+    return write_synthetic_dataset(
+        tmp_path_factory.mktemp('bench') / 'raw', num_cases=6, seed=0,
+        image_size=(64, 64), progress=False)
+
+
+def run_bench(raw, work):
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/benchmark/ssl_benchmark.py'),
+         '--data-root', str(raw), '--layout', 'nnunet', '--methods',
+         'sup,cps4', '--label-ratios', '0.5', '--seeds', '0', '--schedule',
+         'tiny', '--work-dir', str(work)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    return proc.stdout + proc.stderr
+
+
+def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
+    work = tmp_path / 'bench'
+    run_bench(tiny_raw, work)
+    records = json.loads((work / 'results.json').read_text())
+    assert [(r['method'], r['label_ratio'], r['seed'])
+            for r in records] == [('sup', 0.5, 0), ('cps4', 0.5, 0)]
+    for r in records:
+        assert RECORD_KEYS <= set(r), r.keys()
+        assert 0 <= r['dice_mean'] <= 100
+        assert r['n_labelled_cases'] == 2  # half of the 4-case pool
+        assert r['train_s'] > 0 and r['test_s'] > 0
+        assert len(r['dice_per_class']) == 19  # units, no background
+        assert all(v is None or 0 <= v <= 100
+                   for v in r['dice_per_class'].values())
+    assert 'pseudo_labels' in records[1]  # CPS4 logs its pseudo labels
+    # the CPS4 cell used the stage-1 model of its own split
+    s1 = json.loads((work / 'stage1/50pct/seed0/result.json').read_text())
+    cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
+    assert cfg.model.vlm.checkpoint == s1['checkpoint']
+    assert (work / 'dice_vs_ratio.png').stat().st_size > 0
+    table = (work / 'results.md').read_text()
+    assert '| sup |' in table and '| cps4 |' in table
+    assert '50% (2 cases)' in table
+
+    results = sorted(work.glob('**/result.json'))
+    stamps = {p: p.stat().st_mtime_ns for p in results}
+    log = run_bench(tiny_raw, work)
+    assert log.count('finished earlier') == 2
+    assert 'training and testing' not in log
+    assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert json.loads((work / 'results.json').read_text()) == records
+
+
+def test_plan_cells_skips_ssl_at_full_labels():
+    cells, notes = plan_cells(['sup', 'mean_teacher'], [0.05, 1.0], [0, 1])
+    assert cells == [Cell('sup', 0.05, 0), Cell('sup', 0.05, 1),
+                     Cell('mean_teacher', 0.05, 0),
+                     Cell('mean_teacher', 0.05, 1), Cell('sup', 1.0, 0),
+                     Cell('sup', 1.0, 1)]
+    assert notes == ['mean_teacher at 100%: no unlabelled cases, not run']
+    with pytest.raises(ValueError, match='unknown method.*choose from'):
+        plan_cells(['sup', 'pseudo'], [0.1], [0])
+    with pytest.raises(ValueError):
+        plan_cells(['sup'], [1.5], [0])
+
+
+def test_cell_config_sets_data_classes_size_and_schedule():
+    schedule = SCHEDULES['quick']
+    cfg = cell_config(METHODS['mean_teacher'].config, '/data/x',
+                      'splits/seed1_5pct.json', 6, schedule,
+                      predict_on='student')
+    assert cfg.model.semi_test_cfg.predict_on == 'student'
+    sources = cfg.train_dataloader.dataset.datasets
+    for ds in [*sources, cfg.val_dataloader.dataset,
+               cfg.test_dataloader.dataset]:
+        assert ds.data_root == '/data/x'
+        assert ds.split == 'splits/seed1_5pct.json'
+    assert cfg.model.segmentor.decode_head.num_classes == 6
+    assert cfg.train_dataloader.batch_size == 8  # 4 labelled + 4 unlabelled
+
+    small = cell_config(METHODS['sup'].config, '/data/x', 's.json', 3,
+                        SCHEDULES['tiny'])
+    assert small.model.decode_head.num_classes == 3
+    assert small.train_cfg.max_iters == 4
+    assert small.train_dataloader.batch_size == 2
+    sizes = [t.get('scale', t.get('crop_size'))
+             for t in small.train_dataloader.dataset.pipeline
+             if t['type'] in ('RandomResize', 'RandomCrop')]
+    assert sizes == [(64, 64), (64, 64)]
+
+
+def test_apply_schedule_scales_ramp_up_and_lr():
+    cfg = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
+    ramp = cfg.model.semi_train_cfg.rampup_iters
+    apply_schedule(cfg, iters=2000, img_size=96, batch=2)
+    assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4
+    assert cfg.param_scheduler[-1]['end'] == 2000
+    assert cfg.train_cfg.val_interval == 2000
+    assert cfg.train_dataloader.sampler.batch_size == 4
+    weak = cfg.train_dataloader.dataset.datasets[1].pipeline
+    assert weak[2]['scale'] == (96, 96) and weak[4]['crop_size'] == (96, 96)
+
+
+def test_results_table_mean_std_over_seeds():
+    recs = [dict(method='sup', label_ratio=0.05, seed=s, n_labelled_cases=1,
+                 dice_mean=d) for s, d in enumerate([50.0, 60.0, 70.0])]
+    recs.append(dict(method='sup', label_ratio=1.0, seed=0,
+                     n_labelled_cases=21, dice_mean=80.0))
+    table = results_table(recs, ['sup', 'cps4'], [0.05, 1.0])
+    assert '| 5% (1 cases) | 100% (21 cases) |' in table
+    assert '| sup | 60.00 +- 10.00 | 80.00 (1 seed) |' in table
+    assert '| cps4 | - | - |' in table
+
+
+def test_prompt_file_choice(tmp_path):
+    vb = choose_prompt_file(['background', 'L1', 'L2', 'L3', 'L4', 'L5'],
+                            str(tmp_path))
+    assert vb.endswith('vertebral_bodies_l1_l5.json')
+    own = choose_prompt_file(['background', 'cord'], str(tmp_path))
+    data = json.loads(Path(own).read_text())
+    assert [c['name'] for c in data['classes']] == ['background', 'cord']
+    assert choose_prompt_file(['a'], str(tmp_path),
+                              'x/p.json').endswith('x/p.json')
+
+
+def test_prepare_data_refuses_another_source(tiny_raw, tmp_path):
+    out = tmp_path / 'train'
+    meta = prepare_data(str(tiny_raw), 'nnunet', str(out), [0], [0.5])
+    assert len(meta['classes']) == 20
+    assert (out / 'splits/seed0_50pct.json').is_file()
+    other = tmp_path / 'other'
+    other.mkdir()
+    with pytest.raises(ValueError, match='holds a conversion of'):
+        prepare_data(str(other), 'nnunet', str(out), [0], [0.5])

@@ -1,0 +1,88 @@
+"""Benchmark semi-supervised methods on one dataset: methods x label ratios
+x seeds, one command, resumable.
+
+Example (the quick schedule on the shared MyoSegmenTUM volumes)::
+
+    python tools/benchmark/ssl_benchmark.py \\
+        --data-root ../shared/data/myosegmentum_vb --layout nnunet \\
+        --methods sup,mean_teacher,cps4 --label-ratios 0.05,0.1,1.0 \\
+        --seeds 0,1,2 --schedule quick --work-dir work_dirs/bench_vb
+
+Writes ``W/results.json`` (one record per cell), ``W/results.md`` and
+``W/dice_vs_ratio.png``; see :mod:`cps4.benchmark.ssl_benchmark`. Run a
+second copy of the same command to use a second core: the two share the
+cells out.
+"""
+import argparse
+import sys
+
+from mmengine.logging import MMLogger, print_log
+
+from cps4.benchmark import METHODS, SCHEDULES, SSLBenchmark
+from cps4.datasets.converters import LAYOUTS
+
+
+def _csv(kind):
+    def parse(text):
+        try:
+            return [kind(x) for x in text.split(',') if x.strip()]
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from exc
+    return parse
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(
+        description='Semi-supervised segmentation benchmark: methods x '
+        'label ratios x seeds.')
+    parser.add_argument('--data-root', required=True,
+                        help='raw training dataset')
+    parser.add_argument('--layout', required=True, choices=sorted(LAYOUTS))
+    parser.add_argument(
+        '--test-root',
+        help='raw dataset (same layout and classes) to test on, every case; '
+        'default: the test cases of each split')
+    parser.add_argument('--methods', type=_csv(str),
+                        default='sup,mean_teacher,cps4',
+                        help=f'comma-separated, from {",".join(METHODS)}')
+    parser.add_argument('--label-ratios', type=_csv(float),
+                        default='0.05,0.1,1.0')
+    parser.add_argument('--seeds', type=_csv(int), default='0,1,2')
+    parser.add_argument('--schedule', choices=sorted(SCHEDULES),
+                        default='quick',
+                        help='quick: about 10 min per cell on 2 CPU cores; '
+                        'full: the GPU setting; tiny: smoke check only')
+    parser.add_argument('--work-dir', required=True)
+    parser.add_argument('--classes',
+                        help='class names for the converter (comma-separated,'
+                        ' background first), e.g. for png2d without '
+                        'dataset.json')
+    parser.add_argument('--prompt-file',
+                        help='stage-1 prompt file (default: one of '
+                        'configs/_base_/prompts/ with the same classes, else '
+                        'the class names)')
+    parser.add_argument('--cps4-config',
+                        help='template config of the cps4 method (default: '
+                        'CPS4 on Mean Teacher)')
+    return parser.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    MMLogger.get_instance('ssl_benchmark', log_level='INFO')
+    try:
+        bench = SSLBenchmark(
+            args.work_dir, args.data_root, args.layout, args.methods,
+            args.label_ratios, args.seeds, args.schedule,
+            test_root=args.test_root, classes=args.classes,
+            prompt_file=args.prompt_file, cps4_config=args.cps4_config)
+        bench.run()
+    except (ValueError, FileNotFoundError, RuntimeError) as exc:
+        print_log(f'ssl_benchmark failed: {exc}', logger='current',
+                  level=40)
+        return 1
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
