@@ -472,18 +472,17 @@ class SSLBenchmark:
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
         folder = cell.folder(self.work_dir)
+        result_path = osp.join(folder, 'result.json')
         method = self.method_table[cell.method]
+        vlm, stage1_s = None, 0.0
+        if method.stage1 and not osp.isfile(result_path):
+            s1, state = self.stage1(cell.ratio, cell.seed)
+            if s1 is None:  # another process is training it: come back
+                return None, 'busy'
+            vlm = (s1['config'], s1['checkpoint'])
+            stage1_s = s1['train_s'] if state == 'done' else 0.0
 
         def run():
-            vlm, stage1_s = None, 0.0
-            if method.stage1:
-                s1, state = self.stage1(cell.ratio, cell.seed)
-                if s1 is None:
-                    raise RuntimeError(
-                        f'stage 1 of {cell.name} is being trained by another '
-                        'process; run again once it has finished')
-                vlm = (s1['config'], s1['checkpoint'])
-                stage1_s = s1['train_s'] if state == 'done' else 0.0
             cfg = cell_config(method.config, self.train_dir,
                               self._split(cell.ratio, cell.seed),
                               self.num_classes, self.schedule, vlm=vlm,
@@ -508,7 +507,7 @@ class SSLBenchmark:
                     record['pseudo_labels'] = json.load(f)['summary']
             return record
 
-        return _with_lock(folder, osp.join(folder, 'result.json'), run)
+        return _with_lock(folder, result_path, run)
 
     def run(self) -> List[dict]:
         """Run every cell (skipping finished ones) and write the results."""
@@ -569,6 +568,7 @@ def results_table(records: Sequence[dict], methods: Sequence[str],
     n_lab = {}
     for r in records:
         n_lab.setdefault(r['label_ratio'], set()).add(r['n_labelled_cases'])
+    ratios = sorted(ratios)
     heads = []
     for ratio in ratios:
         n = sorted(n_lab.get(ratio, ()))
