@@ -149,3 +149,24 @@ def test_prepare_data_refuses_another_source(tiny_raw, tmp_path):
     other.mkdir()
     with pytest.raises(ValueError, match='holds a conversion of'):
         prepare_data(str(other), 'nnunet', str(out), [0], [0.5])
+
+
+def test_test_root_covers_every_case(tiny_raw, tmp_path):
+    from mmengine.registry import init_default_scope
+
+    from cps4.benchmark import SSLBenchmark
+    from cps4.datasets import SpineSliceDataset
+    init_default_scope('mmseg')
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['sup'], [0.5], [0], 'tiny',
+                         test_root=str(tiny_raw))
+    bench.prepare()
+    opts = dict(o.split('=', 1) for o in bench.test_options)
+    assert opts['test_dataloader.dataset.data_root'] == bench.test_dir
+    subsets = opts['test_dataloader.dataset.subset'].strip('[]').split(',')
+    ds = SpineSliceDataset(
+        data_root=bench.test_dir,
+        split=opts['test_dataloader.dataset.split'], subset=subsets,
+        pipeline=[])
+    cases = {ds.get_data_info(i)['case_id'] for i in range(len(ds))}
+    assert len(cases) == 6  # every case of the test root, not a split's
