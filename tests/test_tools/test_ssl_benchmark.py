@@ -106,6 +106,17 @@ def test_cell_config_sets_data_classes_size_and_schedule():
     assert sizes == [(64, 64), (64, 64)]
 
 
+def test_full_schedule_cps4_config():
+    cfg = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
+                      SCHEDULES['full'], vlm=('/s1/config.py', '/s1/c.pth'))
+    assert cfg.model.fusion.type == 'AgreementFusion'
+    assert (cfg.model.vlm.config, cfg.model.vlm.checkpoint) == (
+        '/s1/config.py', '/s1/c.pth')
+    assert cfg.train_cfg.max_iters == 20000
+    assert cfg.train_dataloader.batch_size == 16
+    assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (256, 256)
+
+
 def test_apply_schedule_scales_ramp_up_and_lr():
     cfg = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
     ramp = cfg.model.semi_train_cfg.rampup_iters
