@@ -545,8 +545,15 @@ class SSLBenchmark:
         """``results.json``, ``results.md`` and ``dice_vs_ratio.png``."""
         write_json_atomic(osp.join(self.work_dir, 'results.json'), records)
         table = results_table(records, self.methods, self.ratios)
-        with open(osp.join(self.work_dir, 'results.md'), 'w') as f:
-            f.write(table)
+        details = ('\n## Dice per class (mean over seeds)\n\n'
+                   + per_class_table(records, self.methods, self.ratios))
+        pl = pseudo_label_table(records)
+        if pl:
+            details += '\n## Pseudo labels (last training iterations)\n\n' + pl
+        tmp = osp.join(self.work_dir, '.results.md.tmp')
+        with open(tmp, 'w') as f:
+            f.write(table + details)
+        os.replace(tmp, osp.join(self.work_dir, 'results.md'))
         if records:
             plot_dice_vs_ratio(records, self.methods,
                                osp.join(self.work_dir, 'dice_vs_ratio.png'))
@@ -583,6 +590,51 @@ def results_table(records: Sequence[dict], methods: Sequence[str],
                     if r['method'] == m and r['label_ratio'] == ratio]
             cells.append(_mean_std(vals))
         lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def per_class_table(records: Sequence[dict], methods: Sequence[str],
+                    ratios: Sequence[float]) -> str:
+    """Markdown table: mean Dice per class (rows) for each method and
+    ratio (columns), over the seeds run; classes absent from every test
+    volume of a seed are left out of that seed's mean."""
+    cols = [(m, r) for r in sorted(ratios) for m in methods
+            if any(x['method'] == m and x['label_ratio'] == r
+                   for x in records)]
+    classes = []
+    for x in records:
+        classes += [c for c in x['dice_per_class'] if c not in classes]
+    lines = ['| class | ' + ' | '.join(f'{m} {format_pct(r)}%'
+                                       for m, r in cols) + ' |',
+             '| --- |' + ' --- |' * len(cols)]
+    for c in classes:
+        cells = []
+        for m, r in cols:
+            vals = [x['dice_per_class'].get(c) for x in records
+                    if x['method'] == m and x['label_ratio'] == r]
+            vals = [v for v in vals if v is not None]
+            cells.append(f'{statistics.mean(vals):.1f}' if vals else '-')
+        lines.append(f'| {c} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def pseudo_label_table(records: Sequence[dict]) -> str:
+    """Markdown table of the pseudo-label Dice (percent, mean over the last
+    training iterations, against the hidden labels) of every SSL cell."""
+    rows = [x for x in records if x.get('pseudo_labels')]
+    if not rows:
+        return ''
+    keys = ['pl_dice_teacher', 'pl_dice_vlm', 'pl_dice_fused',
+            'pl_dice_masked', 'pl_mask_ratio']
+    keys = [k for k in keys if any(k in x['pseudo_labels'] for x in rows)]
+    lines = ['| method | ratio | seed | ' + ' | '.join(
+        k[len('pl_'):] for k in keys) + ' |',
+             '| --- | --- | --- |' + ' --- |' * len(keys)]
+    for x in rows:
+        pl = x['pseudo_labels']
+        cells = [f'{100 * pl[k]:.1f}' if k in pl else '-' for k in keys]
+        lines.append(f'| {x["method"]} | {format_pct(x["label_ratio"])}% | '
+                     f'{x["seed"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 

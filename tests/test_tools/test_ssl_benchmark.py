@@ -58,6 +58,8 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     table = (work / 'results.md').read_text()
     assert '| sup |' in table and '| cps4 |' in table
     assert '50% (2 cases)' in table
+    assert '| L4 |' in table  # per-class section
+    assert '| cps4 | 50% | 0 |' in table  # pseudo-label section
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
