@@ -22,11 +22,9 @@ processes over one work dir share the cells out (cell locks, see
 Hyper-parameters are the template configs'; the split's val cases are the
 only ones any choice may look at, test cases (or ``--test-root``) never.
 """
-import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 from dataclasses import dataclass
 from typing import Dict, Iterable, List, Optional, Sequence, Tuple
@@ -39,8 +37,8 @@ from cps4.datasets.converters import (check_label_ratio, convert_dataset,
                                       write_splits)
 from cps4.datasets.converters.io import write_json_atomic
 from cps4.models.prompts import find_matching_prompt_file
-from cps4.utils.sweep import (REPO_ROOT, acquire_lock, last_checkpoint,
-                              run_logged, test_metrics)
+from cps4.utils.sweep import (REPO_ROOT, pseudo_label_summary, run_locked,
+                              train_and_test)
 
 STAGE1_CONFIG = 'configs/benchmark/cps4-vlm_r18_1xb4-1k_synthetic-128px.py'
 _SSL = 'unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px'
@@ -323,46 +321,13 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
 def _train_test(cfg: Config, cell_dir: str, seed: int,
                 test_options: Sequence[str]) -> Tuple[dict, str, float,
                                                       float]:
-    """Train ``cfg`` in ``cell_dir``, test its last checkpoint.
-
-    Returns:
-        tuple: test metrics, checkpoint, train and test seconds.
-    """
+    """Write ``cfg`` to ``cell_dir/config.py``, train it there and test its
+    last checkpoint (:func:`cps4.utils.sweep.train_and_test`)."""
     os.makedirs(cell_dir, exist_ok=True)
     config = osp.join(cell_dir, 'config.py')
     cfg.dump(config)
-    py = sys.executable
-    seed_opt = ['--cfg-options', f'randomness.seed={seed}']
-    t0 = time.time()
-    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir,
-                *seed_opt], osp.join(cell_dir, 'train.log'))
-    train_s = time.time() - t0
-    ckpt = last_checkpoint(cell_dir)
-    t0 = time.time()
-    test_dir = osp.join(cell_dir, 'test')
-    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
-                *seed_opt, *test_options], osp.join(cell_dir, 'test.log'))
-    return test_metrics(test_dir), ckpt, train_s, time.time() - t0
-
-
-def _with_lock(folder: str, result_path: str, fn):
-    """``(record, state)``: cached, busy (another process) or done."""
-    if osp.isfile(result_path):
-        with open(result_path) as f:
-            return json.load(f), 'cached'
-    os.makedirs(folder, exist_ok=True)
-    lock = osp.join(folder, '.lock')
-    if not acquire_lock(lock):
-        return None, 'busy'
-    try:
-        if osp.isfile(result_path):  # finished while we waited
-            with open(result_path) as f:
-                return json.load(f), 'cached'
-        record = fn()
-        write_json_atomic(result_path, record)
-        return record, 'done'
-    finally:
-        os.remove(lock)
+    return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
+                          test_options)
 
 
 def _dice(metrics: dict) -> Tuple[float, Dict[str, float]]:
@@ -469,7 +434,7 @@ class SSLBenchmark:
                         dice_per_class=per_class, train_s=round(train_s, 1),
                         test_s=round(test_s, 1))
 
-        return _with_lock(folder, osp.join(folder, 'result.json'), run)
+        return run_locked(folder, osp.join(folder, 'result.json'), run)
 
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
@@ -503,13 +468,12 @@ class SSLBenchmark:
                 checkpoint=ckpt)
             if method.stage1:
                 record['stage1_train_s'] = stage1_s
-            quality = osp.join(folder, 'pseudo_label_quality.json')
-            if osp.isfile(quality):
-                with open(quality) as f:
-                    record['pseudo_labels'] = json.load(f)['summary']
+            pseudo_labels = pseudo_label_summary(folder)
+            if pseudo_labels is not None:
+                record['pseudo_labels'] = pseudo_labels
             return record
 
-        return _with_lock(folder, result_path, run)
+        return run_locked(folder, result_path, run)
 
     def run(self) -> List[dict]:
         """Run every cell (skipping finished ones) and write the results."""

@@ -13,9 +13,13 @@ import json
 import os
 import os.path as osp
 import subprocess
-from typing import List, Optional, Sequence
+import sys
+import time
+from typing import Callable, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+
+from cps4.datasets.converters.io import write_json_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 
@@ -133,3 +137,85 @@ def split_overrides(config: str, split: str) -> List[str]:
     """``--cfg-options`` that point every dataset of ``config`` at ``split``.
     """
     return dataset_overrides(config, 'split', split)
+
+
+def run_locked(cell_dir: str, result_path: str,
+               fn: Callable[[], dict]) -> Tuple[Optional[dict], str]:
+    """Run one cell under its lock and store its record.
+
+    Args:
+        cell_dir (str): The cell's folder (created; holds ``.lock``).
+        result_path (str): The cell's record; its existence marks the cell
+            finished.
+        fn (Callable[[], dict]): Runs the cell and returns its record,
+            written atomically to ``result_path``.
+
+    Returns:
+        tuple: ``(record, state)`` with state ``'cached'`` (finished
+        earlier), ``'busy'`` (another process holds the lock; record None)
+        or ``'done'`` (run now).
+    """
+    if osp.isfile(result_path):
+        with open(result_path) as f:
+            return json.load(f), 'cached'
+    os.makedirs(cell_dir, exist_ok=True)
+    lock = osp.join(cell_dir, '.lock')
+    if not acquire_lock(lock):
+        return None, 'busy'
+    try:
+        if osp.isfile(result_path):  # finished while we waited
+            with open(result_path) as f:
+                return json.load(f), 'cached'
+        record = fn()
+        write_json_atomic(result_path, record)
+        return record, 'done'
+    finally:
+        os.remove(lock)
+
+
+def train_and_test(config: str,
+                   cell_dir: str,
+                   options: Sequence[str] = (),
+                   test_options: Sequence[str] = (),
+                   checkpoint: str = 'last') -> Tuple[dict, str, float,
+                                                      float]:
+    """``tools/train.py`` then ``tools/test.py`` of one config in a cell.
+
+    Args:
+        config (str): Config file.
+        cell_dir (str): Work dir of the training run; the test writes to
+            ``cell_dir/test``, the logs go to ``train.log`` and
+            ``test.log``.
+        options (Sequence[str]): ``--cfg-options`` items for both runs.
+        test_options (Sequence[str]): Extra items for the test only.
+        checkpoint (str): ``'last'`` (the final iteration) or a file name
+            inside ``cell_dir``.
+
+    Returns:
+        tuple: test metrics, checkpoint, train and test seconds.
+    """
+    py = sys.executable
+    opts = ['--cfg-options', *options] if options else []
+    t0 = time.time()
+    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir, *opts],
+               osp.join(cell_dir, 'train.log'))
+    train_s = time.time() - t0
+    ckpt = (last_checkpoint(cell_dir) if checkpoint == 'last' else
+            osp.join(cell_dir, checkpoint))
+    test_dir = osp.join(cell_dir, 'test')
+    t0 = time.time()
+    test_opts = [*options, *test_options]
+    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
+                *(['--cfg-options', *test_opts] if test_opts else [])],
+               osp.join(cell_dir, 'test.log'))
+    return test_metrics(test_dir), ckpt, train_s, time.time() - t0
+
+
+def pseudo_label_summary(cell_dir: str) -> Optional[dict]:
+    """The pseudo-label summary a semi-supervised run wrote (mean over the
+    last training iterations, against the hidden labels), if any."""
+    path = osp.join(cell_dir, 'pseudo_label_quality.json')
+    if not osp.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)['summary']

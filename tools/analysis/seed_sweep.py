@@ -27,13 +27,12 @@ import json
 import os
 import os.path as osp
 import statistics
-import sys
 import time
 
 from mmengine.logging import MMLogger
 
-from cps4.utils.sweep import (REPO_ROOT, acquire_lock, last_checkpoint,
-                              run_logged, split_overrides, test_metrics)
+from cps4.utils.sweep import (REPO_ROOT, pseudo_label_summary, run_locked,
+                              split_overrides, train_and_test)
 
 ROOT = REPO_ROOT
 
@@ -76,47 +75,19 @@ def run_cell(config, seed, ratio, work_dir, args):
     name = osp.splitext(osp.basename(config))[0]
     cell_dir = osp.join(work_dir, name, f'seed{seed}')
     result_path = osp.join(cell_dir, 'result.json')
-    if osp.isfile(result_path):
-        with open(result_path) as f:
-            return json.load(f), 'cached'
-    if args.summary_only:
+    if args.summary_only and not osp.isfile(result_path):
         return None, 'missing'
-    os.makedirs(cell_dir, exist_ok=True)
-    lock_path = osp.join(cell_dir, '.lock')
-    if not acquire_lock(lock_path):
-        return None, 'busy'
-    try:
-        return _train_and_test(config, seed, ratio, cell_dir, result_path,
-                               args), 'done'
-    finally:
-        os.remove(lock_path)
+    return run_locked(
+        cell_dir, result_path,
+        lambda: _train_and_test(config, seed, ratio, cell_dir, args))
 
 
-def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
+def _train_and_test(config, seed, ratio, cell_dir, args):
     split = f'splits/seed{seed}_{ratio}.json'
     overrides = [f'randomness.seed={seed}'] + split_overrides(
         config, split) + [o.format(seed=seed) for o in args.cfg_options]
-    py = sys.executable
-    t0 = time.time()
-    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir,
-          '--cfg-options', *overrides], osp.join(cell_dir, 'train.log'))
-    train_s = time.time() - t0
-    if args.checkpoint == 'last':
-        ckpt = last_checkpoint(cell_dir)
-    else:
-        ckpt = osp.join(cell_dir, args.checkpoint)
-    t0 = time.time()
-    test_dir = osp.join(cell_dir, 'test')
-    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
-          '--cfg-options', *overrides, *args.test_cfg_options],
-         osp.join(cell_dir, 'test.log'))
-    test_s = time.time() - t0
-    metrics = test_metrics(test_dir)
-    quality = osp.join(cell_dir, 'pseudo_label_quality.json')
-    pseudo_labels = None
-    if osp.isfile(quality):
-        with open(quality) as f:
-            pseudo_labels = json.load(f)['summary']
+    metrics, ckpt, train_s, test_s = train_and_test(
+        config, cell_dir, overrides, args.test_cfg_options, args.checkpoint)
     record = dict(
         config=osp.relpath(osp.abspath(config), ROOT),
         seed=seed,
@@ -129,13 +100,10 @@ def _train_and_test(config, seed, ratio, cell_dir, result_path, args):
         },
         train_s=round(train_s, 1),
         test_s=round(test_s, 1))
+    pseudo_labels = pseudo_label_summary(cell_dir)
     if pseudo_labels is not None:
         # mean over the last 100 training iterations, hidden ground truth
         record['pseudo_labels'] = pseudo_labels
-    tmp = result_path + '.tmp'
-    with open(tmp, 'w') as f:
-        json.dump(record, f, indent=2)
-    os.replace(tmp, result_path)
     return record
 
 

@@ -31,7 +31,9 @@ def ema_update(teacher: nn.Module,
     if t_state.keys() != s_state.keys():
         missing = sorted(set(t_state) ^ set(s_state))[:5]
         raise KeyError(f'teacher and student differ in parameters: {missing}')
-    params = {name for name, _ in teacher.named_parameters()}
+    # names are only needed to tell parameters from buffers
+    params = (set() if average_buffers else
+              {name for name, _ in teacher.named_parameters()})
     with torch.no_grad():
         for name, t in t_state.items():
             s = s_state[name].detach()
