@@ -70,6 +70,16 @@ def test_metrics(test_dir: str) -> dict:
         return json.load(f)
 
 
+def class_dice(metrics: dict) -> dict:
+    """Per-class volume Dice from a test-metric dict (``Dice.<class>`` keys).
+
+    A class absent from every test volume has NaN Dice; it is returned as
+    ``None`` so that the record stays valid JSON and averages can skip it.
+    """
+    return {k[len('Dice.'):]: (v if v == v else None)
+            for k, v in metrics.items() if k.startswith('Dice.')}
+
+
 def pid_alive(pid: int) -> bool:
     """Whether a process with this id exists."""
     try:

@@ -117,3 +117,18 @@ def test_split_overrides_cover_concat_datasets():
     ]
     out = seed_sweep.split_overrides(str(BASE_CFG), 's.json')
     assert out[0] == 'train_dataloader.dataset.split=s.json'
+
+
+def test_class_dice_writes_absent_classes_as_null_and_summary_skips_them():
+    from cps4.utils.sweep import class_dice
+    per_class = class_dice({'mDice': 50.0, 'Dice.L1': 60.0,
+                            'Dice.L2': float('nan'), 'slice_mDice': 1.0})
+    assert per_class == {'L1': 60.0, 'L2': None}
+    json.dumps(per_class, allow_nan=False)  # valid strict JSON
+    tool = _load_tool()
+    records = [dict(config='a.py', seed=0, mDice=50.0, dice_per_class=per_class),
+               dict(config='a.py', seed=1, mDice=70.0,
+                    dice_per_class={'L1': 80.0, 'L2': 40.0})]
+    table = tool.summarise(records)
+    assert '| L1 | 70.00 |' in table
+    assert '| L2 | 40.00 |' in table  # the null seed is left out

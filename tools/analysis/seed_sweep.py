@@ -31,8 +31,8 @@ import time
 
 from mmengine.logging import MMLogger
 
-from cps4.utils.sweep import (REPO_ROOT, pseudo_label_summary, run_locked,
-                              split_overrides, train_and_test)
+from cps4.utils.sweep import (REPO_ROOT, class_dice, pseudo_label_summary,
+                              run_locked, split_overrides, train_and_test)
 
 ROOT = REPO_ROOT
 
@@ -94,10 +94,7 @@ def _train_and_test(config, seed, ratio, cell_dir, args):
         split=split,
         checkpoint=osp.relpath(ckpt, ROOT),
         mDice=metrics['mDice'],
-        dice_per_class={
-            k[len('Dice.'):]: v
-            for k, v in metrics.items() if k.startswith('Dice.')
-        },
+        dice_per_class=class_dice(metrics),
         train_s=round(train_s, 1),
         test_s=round(test_s, 1))
     pseudo_labels = pseudo_label_summary(cell_dir)
@@ -135,7 +132,7 @@ def summarise(records):
             cells = []
             for rows in by_cfg.values():
                 vals = [r['dice_per_class'][c] for r in rows
-                        if c in r['dice_per_class']]
+                        if r['dice_per_class'].get(c) is not None]
                 cells.append(f'{statistics.mean(vals):.2f}' if vals else '-')
             lines.append(f'| {c} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
