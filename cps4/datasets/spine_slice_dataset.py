@@ -66,9 +66,13 @@ class SpineSliceDataset(BaseSegDataset):
         self.skip_empty = skip_empty
         self.with_label = with_label
         self.meta = self._read_meta(data_root)
+        # label values and slice axis travel in checkpoints (dataset_meta)
+        # so that tools/infer.py can write masks in the source label values
         file_meta = dict(
             classes=tuple(self.meta['classes']),
-            palette=[list(c) for c in self.meta['palette']])
+            palette=[list(c) for c in self.meta['palette']],
+            label_values=list(self.meta['label_values']),
+            slice_axis=int(self.meta['slice_axis']))
         if metainfo:
             file_meta.update(metainfo)
         if len(file_meta['palette']) != len(file_meta['classes']):

@@ -243,6 +243,91 @@ def read_volume(path: PathLike,
     return Volume(data=data, spacing=spacing[:3], affine=affine)
 
 
+def volume_suffix(path: PathLike) -> str:
+    """The volume suffix of ``path`` (``.nii.gz``, ``.nii``, ``.mha``...).
+
+    Raises:
+        DatasetFormatError: ``path`` has no known volume suffix.
+    """
+    name = Path(path).name.lower()
+    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES:
+        if name.endswith(suffix):
+            return suffix
+    raise DatasetFormatError(
+        f'{path}: unknown volume suffix; use one of '
+        f'{list(NIFTI_SUFFIXES + ITK_SUFFIXES)}')
+
+
+def write_volume_like(path: PathLike, array: np.ndarray,
+                      reference: PathLike) -> None:
+    """Write ``array`` with the geometry and header of ``reference``.
+
+    ``array`` is in the reader's array-axis order of ``reference`` (as
+    returned by :func:`read_volume`), optionally with extra trailing axes
+    (e.g. classes) that become vector components. NIfTI output keeps the
+    reference header (affine, qform/sform codes, units) with the data type
+    and scaling of ``array``; other formats copy origin, spacing and
+    direction. The file is written to a temporary name in the destination
+    folder and renamed, so an interrupted write never leaves a partial
+    ``path`` and never damages an existing one.
+
+    Args:
+        path (str | PathLike): Output file; the suffix picks the format.
+        array (np.ndarray): Voxel data whose first three axes match the
+            reference volume.
+        reference (str | PathLike): The volume whose geometry is copied.
+
+    Raises:
+        DatasetFormatError: Shape mismatch with the reference or an unknown
+            suffix.
+    """
+    path, reference = Path(path), Path(reference)
+    suffix = volume_suffix(path)
+    array = np.asarray(array)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                               suffix=suffix)
+    os.close(fd)
+    try:
+        if _is_nifti(reference) and suffix in NIFTI_SUFFIXES:
+            import nibabel as nib
+            ref = nib.load(str(reference))
+            if tuple(array.shape[:3]) != tuple(ref.shape[:3]):
+                raise DatasetFormatError(
+                    f'{path.name}: array shape {list(array.shape)} does not '
+                    f'match the reference {reference.name} '
+                    f'{list(ref.shape)}')
+            header = ref.header.copy()
+            header.set_data_dtype(array.dtype)
+            header.set_slope_inter(1.0, 0.0)
+            if array.ndim > 3:
+                header.set_intent('vector')
+            img = nib.Nifti1Image(array, ref.affine, header=header)
+            img.set_qform(*ref.header.get_qform(coded=True))
+            img.set_sform(*ref.header.get_sform(coded=True))
+            nib.save(img, tmp)
+        else:
+            sitk = _sitk()
+            reader = sitk.ImageFileReader()
+            reader.SetFileName(str(reference))
+            reader.ReadImageInformation()
+            shape = tuple(reversed(reader.GetSize()))
+            if tuple(array.shape[:3]) != tuple(shape[-3:]):
+                raise DatasetFormatError(
+                    f'{path.name}: array shape {list(array.shape)} does not '
+                    f'match the reference {reference.name} {list(shape)}')
+            img = sitk.GetImageFromArray(array, isVector=array.ndim > 3)
+            img.SetOrigin(reader.GetOrigin())
+            img.SetSpacing(reader.GetSpacing())
+            img.SetDirection(reader.GetDirection())
+            sitk.WriteImage(img, tmp, True)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def _as_integer_labels(data: np.ndarray, display: str) -> np.ndarray:
     """Return ``data`` as an integer array, refusing fractional values."""
     if np.issubdtype(data.dtype, np.integer):

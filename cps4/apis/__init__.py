@@ -1,0 +1,10 @@
+"""High-level entry points for notebooks and scripts."""
+from .inference import (VolumePrediction, build_volume_pipeline, case_name,
+                        find_volumes, inference_volume, init_model,
+                        output_paths, probs_path, save_prediction)
+
+__all__ = [
+    'VolumePrediction', 'init_model', 'inference_volume', 'save_prediction',
+    'build_volume_pipeline', 'find_volumes', 'case_name', 'output_paths',
+    'probs_path'
+]

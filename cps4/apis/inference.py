@@ -1,0 +1,378 @@
+"""Run a trained model on whole volumes (NIfTI, MetaImage, NRRD).
+
+The volume is prepared exactly as the dataset converters prepare training
+cases (per-case percentile normalisation to uint8, 2D slices along the
+through-plane axis), each slice goes through the config's test pipeline, and
+the slice predictions are stacked back into a mask with the input's shape and
+geometry.
+
+Example::
+
+    from cps4.apis import inference_volume, init_model, save_prediction
+
+    model = init_model('configs/cps4/....py', 'work_dirs/x/iter_2000.pth')
+    pred = inference_volume(model, 'case_0000.nii.gz')
+    save_prediction(pred, 'case.nii.gz')
+"""
+import copy
+import logging
+import os
+import os.path as osp
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from mmengine.config import Config
+from mmengine.dataset import Compose, pseudo_collate
+from mmengine.logging import print_log
+from mmengine.registry import init_default_scope
+from mmengine.runner import load_checkpoint
+from mmengine.utils import ProgressBar
+
+from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
+                                      DatasetFormatError, choose_slice_axis,
+                                      class_to_source_values,
+                                      normalize_intensity, read_meta,
+                                      read_volume, reassemble_volume,
+                                      strip_suffix, write_volume_like)
+
+PathLike = Union[str, os.PathLike]
+VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
+
+
+@dataclass
+class VolumePrediction:
+    """The prediction for one volume.
+
+    Attributes:
+        labels (np.ndarray): Class indices, the input's array shape.
+        source (str): The input file (its geometry is reused on saving).
+        slice_axis (int): The array axis the slices were taken along.
+        label_values (list[int] | None): Source label value of each class
+            (from training's ``meta.json``); None writes class indices.
+        probs (np.ndarray, optional): Per-class probabilities, shape
+            ``(*labels.shape, K)``: the softmax of the logits, or for a
+            stage-1 VLM its per-class binary maps.
+        classes (tuple[str]): Class names.
+    """
+    labels: np.ndarray
+    source: str
+    slice_axis: int
+    label_values: Optional[List[int]] = None
+    probs: Optional[np.ndarray] = None
+    classes: Tuple[str, ...] = field(default_factory=tuple)
+
+
+def _data_root_meta(cfg: Config) -> Optional[dict]:
+    """``meta.json`` of the test (or train) data root of ``cfg``, if any."""
+    for key in ('test_dataloader', 'val_dataloader', 'train_dataloader'):
+        loader = cfg.get(key)
+        if not loader:
+            continue
+        dataset = loader.get('dataset', {})
+        roots = [dataset.get('data_root')] + [
+            d.get('data_root') for d in dataset.get('datasets', [])]
+        for root in roots:
+            if root and osp.isfile(osp.join(root, 'meta.json')):
+                return read_meta(root)
+    return None
+
+
+def init_model(config: Union[str, Config],
+               checkpoint: Optional[str] = None,
+               device: str = 'cpu',
+               cfg_options: Optional[dict] = None) -> nn.Module:
+    """Build a segmentor from a config and load its trained weights.
+
+    For a stage-2 :class:`CPS4SemiSegmentor` the stage-1 VLM weights come
+    from ``checkpoint`` too (they are part of the stage-2 state dict), so
+    only the stage-1 *config* must exist.
+
+    The class names, palette, label values and slice axis of the training
+    data (``model.dataset_meta``) come from the checkpoint's metadata, else
+    from the ``meta.json`` of the config's data root.
+
+    Args:
+        config (str | Config): Config file or object.
+        checkpoint (str, optional): Checkpoint file (``.pth``).
+        device (str): ``'cpu'`` or ``'cuda'`` / ``'cuda:N'``.
+        cfg_options (dict, optional): Overrides merged into the config.
+
+    Returns:
+        nn.Module: The model in eval mode, with ``cfg`` and
+        ``dataset_meta`` attributes.
+
+    Raises:
+        FileNotFoundError: The config or checkpoint does not exist.
+        RuntimeError: The checkpoint is unreadable or does not fit the
+            model.
+    """
+    if isinstance(config, (str, Path)):
+        if not osp.isfile(config):
+            raise FileNotFoundError(f'config not found: {config}')
+        config = Config.fromfile(str(config))
+    elif not isinstance(config, Config):
+        raise TypeError(f'config must be a path or a Config, got '
+                        f'{type(config).__name__}')
+    cfg = copy.deepcopy(config)
+    if cfg_options:
+        cfg.merge_from_dict(cfg_options)
+    if device.startswith('cuda') and not torch.cuda.is_available():
+        raise RuntimeError(f'--device {device} asked for, but torch sees no '
+                           'CUDA device; use --device cpu')
+    init_default_scope(cfg.get('default_scope', 'mmseg'))
+    import cps4  # noqa: F401  (registers the components)
+    from mmseg.registry import MODELS
+    model_cfg = copy.deepcopy(cfg.model)
+    vlm = model_cfg.get('vlm')
+    if checkpoint is not None and isinstance(vlm, dict) and \
+            vlm.get('checkpoint') is not None:
+        vlm['checkpoint'] = None  # the stage-2 checkpoint holds the VLM
+    model = MODELS.build(model_cfg)
+    meta = None
+    if checkpoint is not None:
+        if not osp.isfile(checkpoint):
+            raise FileNotFoundError(f'checkpoint not found: {checkpoint}')
+        try:
+            ckpt = load_checkpoint(model, checkpoint, map_location='cpu',
+                                   strict=True, logger='silent')
+        except Exception as exc:  # noqa: BLE001 - any load failure
+            raise RuntimeError(
+                f'{checkpoint}: cannot load it into the model of the config '
+                f'({type(exc).__name__}: {exc}); check that the checkpoint '
+                'was trained with this config and is complete') from exc
+        meta = ckpt.get('meta', {}).get('dataset_meta')
+    if not meta or 'label_values' not in meta:
+        file_meta = _data_root_meta(cfg)
+        if file_meta is not None:
+            meta = dict(meta or {})
+            meta.setdefault('classes', tuple(file_meta['classes']))
+            meta.setdefault('palette', file_meta.get('palette'))
+            meta.setdefault('label_values', file_meta['label_values'])
+            meta.setdefault('slice_axis', file_meta['slice_axis'])
+    model.dataset_meta = meta or {}
+    model.cfg = cfg
+    model.to(device)
+    model.eval()
+    return model
+
+
+def build_volume_pipeline(cfg: Config) -> Compose:
+    """The config's test pipeline fed with in-memory 2D slices.
+
+    ``LoadImageFromFile`` becomes ``LoadImageFromNDArray`` and annotation
+    loading is dropped; resizing and packing stay as in testing.
+    """
+    loader = cfg.get('test_dataloader') or {}
+    pipeline = (loader.get('dataset', {}).get('pipeline')
+                or cfg.get('test_pipeline'))
+    if not pipeline:
+        raise KeyError('the config has no test pipeline '
+                       '(test_dataloader.dataset.pipeline or test_pipeline)')
+    steps = []
+    for step in copy.deepcopy(pipeline):
+        if step['type'] in ('LoadImageFromFile', 'mmseg.LoadImageFromFile'):
+            step = dict(type='LoadImageFromNDArray')
+        elif 'LoadAnnotations' in step['type']:
+            continue
+        elif step['type'] in ('PackSegInputs', 'mmseg.PackSegInputs'):
+            step = dict(type='PackSegInputs',
+                        meta_keys=('ori_shape', 'img_shape', 'pad_shape',
+                                   'scale_factor', 'flip', 'flip_direction',
+                                   'reduce_zero_label', 'slice_idx'))
+        steps.append(step)
+    return Compose(steps)
+
+
+def _batches(n: int, batch_size: int) -> Iterator[range]:
+    for start in range(0, n, batch_size):
+        yield range(start, min(start + batch_size, n))
+
+
+def inference_volume(model: nn.Module,
+                     volume: PathLike,
+                     batch_size: int = 8,
+                     slice_axis: Optional[int] = None,
+                     with_probs: bool = False,
+                     progress: bool = True) -> VolumePrediction:
+    """Segment one volume slice by slice.
+
+    Args:
+        model (nn.Module): From :func:`init_model`.
+        volume (str | PathLike): ``.nii``/``.nii.gz``/``.mha``/``.nrrd`` file.
+        batch_size (int): Slices per forward pass; bounds the memory.
+        slice_axis (int, optional): Array axis to slice along. Defaults to
+            the converters' rule (the axis of largest spacing).
+        with_probs (bool): Also return per-class probabilities.
+        progress (bool): Show a progress bar.
+
+    Returns:
+        VolumePrediction: Class indices (and probabilities) in the input's
+        array shape.
+
+    Raises:
+        FileNotFoundError: ``volume`` does not exist.
+        DatasetFormatError: It is unreadable, not 3D, or holds NaN/Inf.
+    """
+    if batch_size < 1:
+        raise ValueError(f'batch_size must be >= 1, got {batch_size}')
+    volume = str(volume)
+    name = osp.basename(volume)
+    vol = read_volume(volume, name)
+    meta = getattr(model, 'dataset_meta', None) or {}
+    if slice_axis is None:
+        slice_axis = choose_slice_axis(vol.spacing, vol.data.shape)
+        trained = meta.get('slice_axis')
+        if trained is not None and int(trained) != slice_axis:
+            print_log(
+                f'{name}: slicing along axis {slice_axis} (its largest '
+                f'spacing); the training volumes were sliced along axis '
+                f'{trained}. Pass slice_axis if this volume is stored in '
+                'another axis order.', logger='current',
+                level=logging.WARNING)
+    elif not -3 <= slice_axis <= 2:
+        raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis}')
+    slice_axis = slice_axis % 3
+    image = np.moveaxis(normalize_intensity(vol.data, name), slice_axis, 0)
+    del vol
+    pipeline = build_volume_pipeline(model.cfg)
+    n = image.shape[0]
+    labels: List[np.ndarray] = []
+    probs: List[np.ndarray] = []
+    bar = ProgressBar(n) if progress else None
+    with torch.no_grad():
+        for batch in _batches(n, batch_size):
+            data = pseudo_collate([
+                pipeline(dict(img=np.ascontiguousarray(image[i]),
+                              slice_idx=i)) for i in batch
+            ])
+            for sample in model.test_step(data):
+                labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
+                              .astype(np.uint8))
+                if with_probs:
+                    if 'class_maps' in sample:
+                        p = sample.class_maps.data
+                    else:
+                        p = sample.seg_logits.data.softmax(0)
+                    probs.append(p.cpu().numpy().astype(np.float32))
+            if bar is not None:
+                for _ in batch:
+                    bar.update()
+    if bar is not None:
+        print()
+    label_volume = reassemble_volume(labels, n, slice_axis)
+    prob_volume = None
+    if with_probs:
+        # (K, H, W) per slice -> (*volume shape, K)
+        prob_volume = np.stack(
+            [reassemble_volume([p[k] for p in probs], n, slice_axis)
+             for k in range(probs[0].shape[0])], axis=-1)
+    return VolumePrediction(
+        labels=label_volume,
+        source=volume,
+        slice_axis=slice_axis,
+        label_values=meta.get('label_values'),
+        probs=prob_volume,
+        classes=tuple(meta.get('classes') or ()))
+
+
+def save_prediction(pred: VolumePrediction,
+                    out_file: PathLike,
+                    probs_file: Optional[PathLike] = None) -> None:
+    """Write the mask (and probabilities) with the input's geometry.
+
+    Class indices are mapped to the source label values of the training
+    data (``pred.label_values``). Files are written atomically: a failure
+    leaves no partial file and keeps an existing one.
+
+    Args:
+        pred (VolumePrediction): From :func:`inference_volume`.
+        out_file (str | PathLike): Mask file (its suffix picks the format).
+        probs_file (str | PathLike, optional): File for the float32
+            probabilities (one vector component per class).
+    """
+    labels = pred.labels
+    if pred.label_values is not None:
+        labels = class_to_source_values(labels, pred.label_values,
+                                        osp.basename(str(out_file)))
+    Path(out_file).parent.mkdir(parents=True, exist_ok=True)
+    write_volume_like(out_file, labels, pred.source)
+    if probs_file is not None:
+        if pred.probs is None:
+            raise ValueError('pred has no probabilities; run '
+                             'inference_volume(..., with_probs=True)')
+        write_volume_like(probs_file, pred.probs, pred.source)
+
+
+def probs_path(mask_file: PathLike) -> Path:
+    """``<case>_probs<suffix>`` next to the mask ``<case><suffix>``."""
+    mask_file = Path(mask_file)
+    name = mask_file.name
+    suffix = next((s for s in VOLUME_SUFFIXES if name.lower().endswith(s)),
+                  '')
+    stem = name[:len(name) - len(suffix)]
+    return mask_file.with_name(f'{stem}_probs{name[len(stem):]}')
+
+
+def case_name(path: PathLike) -> str:
+    """Case id of an input file: the suffix and an nnU-Net channel tag
+    (``_0000``) removed."""
+    stem = strip_suffix(Path(path).name)
+    if len(stem) > 5 and stem[-5] == '_' and stem[-4:].isdigit():
+        stem = stem[:-5]
+    return stem
+
+
+def find_volumes(folder: PathLike) -> List[Path]:
+    """Input volumes of a folder, nnU-Net channel files (``_0000``) only.
+
+    Raises:
+        DatasetFormatError: No volume in the folder, or multi-channel cases
+            (``_0001`` files), which single-channel models cannot use.
+    """
+    folder = Path(folder)
+    files = sorted(p for p in folder.iterdir()
+                   if p.is_file() and not p.name.startswith('.')
+                   and p.name.lower().endswith(VOLUME_SUFFIXES))
+    if not files:
+        raise DatasetFormatError(
+            f'{folder}: no volume files ({", ".join(VOLUME_SUFFIXES)})')
+    stems = [strip_suffix(p.name) for p in files]
+    channels = [s for s in stems if len(s) > 5 and s[-5] == '_'
+                and s[-4:].isdigit() and s[-4:] != '0000']
+    if channels:
+        raise DatasetFormatError(
+            f'{folder}: {channels[:3]} are extra input channels; the model '
+            'takes one channel (_0000) per case')
+    names = [case_name(p) for p in files]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise DatasetFormatError(
+            f'{folder}: several files map to the case ids {dupes[:5]}; keep '
+            'one file per case')
+    return files
+
+
+def output_paths(inputs: Sequence[Path], output: PathLike,
+                 suffix: Optional[str] = None) -> List[Path]:
+    """Mask file per input: ``output`` itself for one file with a volume
+    suffix, else ``output/<case id><suffix>``.
+
+    Args:
+        inputs (Sequence[Path]): Input files.
+        output (str | PathLike): Output file or folder.
+        suffix (str, optional): Output suffix; defaults to the input's.
+    """
+    output = Path(output)
+    if len(inputs) == 1 and output.name.lower().endswith(VOLUME_SUFFIXES) \
+            and not output.is_dir():
+        return [output]
+    out = []
+    for p in inputs:
+        sfx = suffix or next(s for s in VOLUME_SUFFIXES
+                             if p.name.lower().endswith(s))
+        out.append(output / f'{case_name(p)}{sfx}')
+    return out
