@@ -11,8 +11,10 @@ __version__ = '0.1.0'
 
 register_safe_globals()
 
-from . import datasets, engine, evaluation, models, ops  # noqa: E402,F401
+from . import (datasets, engine, evaluation, models, ops,  # noqa: E402,F401
+               visualization)
 
 __all__ = [
-    '__version__', 'datasets', 'engine', 'evaluation', 'models', 'ops'
+    '__version__', 'datasets', 'engine', 'evaluation', 'models', 'ops',
+    'visualization'
 ]

@@ -17,7 +17,8 @@ def parse_args():
     parser.add_argument(
         '--out',
         type=str,
-        help='the dir to save per-case metrics (json/csv)')
+        help='the dir to save per-case metrics (json/csv) and the predicted '
+        'volumes (<case>.nii.gz, source label values and affine)')
     parser.add_argument(
         '--show-dir',
         help='directory where painted images (image, ground truth, '
@@ -72,7 +73,17 @@ def main():
     if args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
-        cfg.test_evaluator['output_dir'] = args.out
+        evaluators = cfg.test_evaluator
+        if not isinstance(evaluators, (list, tuple)):
+            evaluators = [evaluators]
+        evaluators = [dict(e) for e in evaluators]
+        for e in evaluators:
+            if e['type'] == 'VolumeDiceMetric':
+                e['output_dir'] = args.out
+        evaluators.append(
+            dict(type='DumpVolumePredictions', output_dir=args.out,
+                 data_root=cfg.test_dataloader.dataset.data_root))
+        cfg.test_evaluator = evaluators
 
     runner = Runner.from_cfg(cfg)
     runner.test()

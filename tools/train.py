@@ -26,6 +26,11 @@ def parse_args():
         default=False,
         help='enable automatic mixed precision training')
     parser.add_argument(
+        '--tensorboard',
+        action='store_true',
+        help='also log scalars and images (pseudo labels, test overlays) '
+        'to TensorBoard: tensorboard --logdir WORK_DIR')
+    parser.add_argument(
         '--cfg-options',
         nargs='+',
         action=DictAction,
@@ -41,6 +46,19 @@ def parse_args():
     if 'LOCAL_RANK' not in os.environ:
         os.environ['LOCAL_RANK'] = str(args.local_rank)
     return args
+
+
+def add_tensorboard(cfg):
+    """Add mmengine's TensorBoard backend to the config's visualizer."""
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        raise SystemExit('--tensorboard needs the tensorboard package: '
+                         'pip install tensorboard')
+    backends = list(cfg.visualizer.get('vis_backends') or [])
+    if not any(b.get('type') == 'TensorboardVisBackend' for b in backends):
+        backends.append(dict(type='TensorboardVisBackend'))
+    cfg.visualizer.vis_backends = backends
 
 
 def main():
@@ -67,6 +85,9 @@ def main():
                 f'`OptimWrapper` but got {optim_wrapper}.')
             cfg.optim_wrapper.type = 'AmpOptimWrapper'
             cfg.optim_wrapper.loss_scale = 'dynamic'
+
+    if args.tensorboard:
+        add_tensorboard(cfg)
 
     if args.resume == 'auto':
         cfg.resume = True

@@ -1,4 +1,5 @@
-# Runtime of semi-supervised training: EMA teacher and pseudo-label quality.
+# Runtime of semi-supervised training: EMA teacher, pseudo-label quality
+# and pictures.
 # (Leaf configs set val_cfg = dict(type='TeacherStudentValLoop'); the
 # schedule bases own val_cfg.)
 _base_ = ['./default_runtime.py']
@@ -6,4 +7,5 @@ custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='EMATeacherHook', momentum=0.01, interval=1),
     dict(type='PseudoLabelQualityHook', interval=50),
+    dict(type='PseudoLabelVisualizationHook', interval=500),
 ]

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 from types import SimpleNamespace
 
+import mmcv
 import pytest
 import torch
 import torch.nn as nn
@@ -133,10 +134,24 @@ def test_short_semi_run_through_runner(tiny_spine_root, tmp_path):
     cfg.default_hooks.logger.interval = 1
     cfg.default_hooks.checkpoint = dict(type='CheckpointHook', by_epoch=False,
                                         interval=4)
-    cfg.custom_hooks[-1].interval = 2
+    for hook in cfg.custom_hooks:
+        if hook.type in ('PseudoLabelQualityHook',
+                         'PseudoLabelVisualizationHook'):
+            hook.interval = 2
+    cfg.visualizer.vis_backends = [dict(type='LocalVisBackend'),
+                                   dict(type='TensorboardVisBackend')]
     cfg.work_dir = str(tmp_path)
     runner = Runner.from_cfg(cfg)
     runner.train()
+    # pseudo-label pictures at iterations 2 and 4, and TensorBoard events
+    vis = tmp_path / runner.timestamp / 'vis_data'
+    pictures = sorted(p.name for p in (vis / 'vis_image').iterdir())
+    assert pictures == ['pseudo_labels_2.png', 'pseudo_labels_4.png']
+    picture = mmcv.imread(str(vis / 'vis_image' / pictures[-1]))
+    # weak view | teacher | kept | hidden ground truth, side by side
+    width = runner.model.pseudo_label_snapshot['image'].shape[-1]
+    assert picture.shape[1] == 4 * width, picture.shape
+    assert list(vis.glob('events.out.tfevents.*'))
     scalars = runner.message_hub.log_scalars
     assert 'val/teacher/mDice' in scalars and 'val/student/mDice' in scalars
     assert 'train/loss_unsup_ce' in scalars

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import mmcv
 import nibabel as nib
 import numpy as np
 import pytest
@@ -88,12 +89,21 @@ def test_mask_keeps_geometry_and_matches_test_tool_dice(
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools/test.py'), str(cfg_path),
          str(ckpt), '--work-dir', str(tmp_path / 'test_work'), '--out',
-         str(out)], capture_output=True, text=True, timeout=600)
+         str(out), '--show-dir', str(tmp_path / 'show')],
+        capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     per_case = json.loads((out / 'volume_metrics_per_case.json').read_text())
     case = per_case[0]['case_id']
     meta = read_meta(tiny_spine_root)
     classes = meta['classes']
+    # --show-dir: image | ground truth | prediction for every test slice
+    shown = sorted((tmp_path / 'show').rglob('*.png'))
+    n_test = sum(meta['cases'][c['case_id']]['n_slices'] for c in per_case)
+    assert len(shown) == n_test
+    picture = mmcv.imread(str(shown[0]))
+    width = mmcv.imread(str(sorted((tiny_spine_root / 'images')
+                                   .iterdir())[0])).shape[1]
+    assert picture.shape[1] == 3 * width, picture.shape
 
     model = init_model(str(cfg_path), str(ckpt))
     assert model.dataset_meta['label_values'] == meta['label_values']
@@ -110,6 +120,12 @@ def test_mask_keeps_geometry_and_matches_test_tool_dice(
     values = np.unique(np.asanyarray(mask.dataobj))
     assert set(values.tolist()) <= set(meta['label_values'])
     assert not list((tmp_path / 'pred').glob('.*'))  # no temporary left
+
+    # tools/test.py --out wrote the same mask for this case
+    dumped = nib.load(str(out / f'{case}.nii.gz'))
+    np.testing.assert_array_equal(np.asanyarray(dumped.dataobj),
+                                  np.asanyarray(mask.dataobj))
+    np.testing.assert_allclose(dumped.affine, ref.affine)
 
     gt_values = np.asanyarray(
         nib.load(str(raw_root(tiny_spine_root) / 'labelsTr' /

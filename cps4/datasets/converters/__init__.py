@@ -15,7 +15,7 @@ from .classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
 from .convert import FORMAT_VERSION, LAYOUTS, convert_dataset
 from .io import (NIFTI_SUFFIXES, ITK_SUFFIXES, DatasetFormatError, Volume,
                  read_image_2d, read_volume, read_volume_header, strip_suffix,
-                 volume_suffix, write_volume_like)
+                 volume_suffix, write_nifti, write_volume_like)
 from .layouts import (SPIDER_SEQUENCES, CaseFiles, SourceDataset,
                       find_mrspineseg_cases, find_nnunet_cases,
                       find_png2d_cases, find_spider_cases, load_label_map,
@@ -40,7 +40,7 @@ __all__ = [
     'default_palette',
     # volume I/O
     'Volume', 'read_volume', 'read_volume_header', 'read_image_2d',
-    'write_volume_like', 'volume_suffix', 'strip_suffix', 'NIFTI_SUFFIXES',
+    'write_volume_like', 'write_nifti', 'volume_suffix', 'strip_suffix', 'NIFTI_SUFFIXES',
     'ITK_SUFFIXES',
     # slicing and reassembly
     'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',

@@ -328,6 +328,36 @@ def write_volume_like(path: PathLike, array: np.ndarray,
         raise
 
 
+def write_nifti(path: PathLike, array: np.ndarray,
+                affine: np.ndarray) -> None:
+    """Write ``array`` as NIfTI with ``affine`` (sform and qform), atomically.
+
+    Args:
+        path (str | PathLike): ``.nii`` or ``.nii.gz`` file.
+        array (np.ndarray): 3D voxel data in array-axis order.
+        affine (np.ndarray): 4x4 array-index to RAS+ mm matrix.
+    """
+    import nibabel as nib
+    path = Path(path)
+    if volume_suffix(path) not in NIFTI_SUFFIXES:
+        raise DatasetFormatError(f'{path}: a NIfTI file must end with .nii '
+                                 'or .nii.gz')
+    img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, float))
+    img.set_qform(img.affine, code=1)
+    img.set_sform(img.affine, code=1)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                               suffix=volume_suffix(path))
+    os.close(fd)
+    try:
+        nib.save(img, tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
 def _as_integer_labels(data: np.ndarray, display: str) -> np.ndarray:
     """Return ``data`` as an integer array, refusing fractional values."""
     if np.issubdtype(data.dtype, np.integer):

@@ -1,8 +1,9 @@
 from .ema_teacher_hook import EMATeacherHook, ema_update
 from .num_class_check_hook import NumClassCheckHook
 from .pseudo_label_quality_hook import PseudoLabelQualityHook
+from .pseudo_label_visualization_hook import PseudoLabelVisualizationHook
 
 __all__ = [
     'EMATeacherHook', 'NumClassCheckHook', 'PseudoLabelQualityHook',
-    'ema_update'
+    'PseudoLabelVisualizationHook', 'ema_update'
 ]

@@ -134,6 +134,10 @@ class SemiBaseSegmentor(BaseSegmentor):
                              f"{self.semi_test_cfg['predict_on']!r}")
         self.num_classes = self._num_classes(self.student)
         self.teacher.requires_grad_(False)
+        #: First unlabelled sample of the last batch: its weak view and its
+        #: pseudo-label maps (read by PseudoLabelVisualizationHook).
+        self.pseudo_label_snapshot: Optional[dict] = None
+        self._last_pseudo_maps: Optional[dict] = None
 
     # ------------------------------------------------------------------
     # helpers the strategies call
@@ -252,6 +256,11 @@ class SemiBaseSegmentor(BaseSegmentor):
         """
         log = dict(pl_mask_ratio=target['weight'].mean())
         gt = self._hidden_gt(weak_samples, target['labels'].shape[1:])
+        self._last_pseudo_maps = dict(
+            maps={k: v[0].detach() for k, v in labels.items()},
+            target=target['labels'][0].detach(),
+            valid=target['weight'][0].detach() > 0,
+            gt=None if gt is None else gt[0].detach())
         if gt is None:
             return log
         for name, lab in labels.items():
@@ -354,6 +363,9 @@ class SemiBaseSegmentor(BaseSegmentor):
             targets.append(target)
             if i == 0:
                 log = target_log
+                if self._last_pseudo_maps is not None:
+                    self.pseudo_label_snapshot = dict(
+                        self._last_pseudo_maps, image=weak[0].detach())
         raw = self.strategy.unsup_loss(self, strong, targets, weak)
         weight = self.semi_train_cfg['unsup_weight'] * rampup_factor(
             self.semi_train_cfg['rampup_iters'])

@@ -1,0 +1,3 @@
+from .spine_seg_visualizer import SpineSegVisualizer
+
+__all__ = ['SpineSegVisualizer']
