@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny synthetic spine dataset, converted to slices."""
+"""Shared fixtures: a tiny synthetic spine dataset, converted to slices, and
+a tiny supervised config that trains on it in seconds."""
 import os
 from pathlib import Path
 
@@ -22,3 +23,48 @@ def tiny_spine_root(tmp_path_factory) -> Path:
         base / 'raw', num_cases=6, seed=0, image_size=(64, 64),
         progress=False)
     return Path(convert_dataset(raw, base / 'converted', layout='nnunet'))
+
+
+TINY_SUP_CFG = """
+_base_ = ['{base}']
+data_root = '{root}'
+meta_keys = {{{{_base_.meta_keys}}}}
+train_pipeline = [
+    dict(type='LoadImageFromFile', color_type='grayscale'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs', meta_keys=meta_keys),
+]
+train_dataloader = dict(
+    batch_size=4, num_workers=0, persistent_workers=False,
+    dataset=dict(data_root=data_root, pipeline=train_pipeline,
+                 skip_empty=True))
+val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                      dataset=dict(data_root=data_root))
+test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
+                       dataset=dict(data_root=data_root))
+optim_wrapper = dict(optimizer=dict(lr=1e-2))
+param_scheduler = []
+train_cfg = dict(max_iters={iters}, val_interval=1000)
+default_hooks = dict(
+    logger=dict(interval=1),
+    checkpoint=dict(interval={ckpt}, save_best=None, max_keep_ckpts=-1),
+    visualization=dict(draw=False))
+randomness = dict(seed=0, deterministic=False)
+"""
+
+
+@pytest.fixture(scope='session')
+def tiny_sup_config(tiny_spine_root):
+    """Factory: ``(folder, iters, ckpt=1000) -> path`` of a config training
+    the supervised UNet on ``tiny_spine_root`` for ``iters`` iterations
+    (checkpoint every ``ckpt``)."""
+    base = (REPO_ROOT / 'configs/supervised/'
+            'unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py')
+
+    def write(folder: Path, iters: int, ckpt: int = 1000) -> Path:
+        path = Path(folder) / f'tiny_{iters}.py'
+        path.write_text(TINY_SUP_CFG.format(
+            base=base, root=tiny_spine_root, iters=iters, ckpt=ckpt))
+        return path
+
+    return write

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Usage: bash tools/dist_train.sh CONFIG GPUS [train.py options]
-# Launches one process per device with torchrun; mmengine wraps the model in
-# DistributedDataParallel. On CPU set the backend to gloo:
-#   --cfg-options env_cfg.dist_cfg.backend=gloo
+# Usage: bash tools/dist_train.sh CONFIG NPROC [train.py options]
+# Launches NPROC processes with torchrun (one per GPU); mmengine wraps the
+# model in DistributedDataParallel. Without CUDA the processes talk over
+# gloo instead of nccl. PYTHON picks the interpreter (default: python).
 CONFIG=$1
 GPUS=$2
 NNODES=${NNODES:-1}
@@ -11,7 +11,7 @@ PORT=${PORT:-29500}
 MASTER_ADDR=${MASTER_ADDR:-"127.0.0.1"}
 
 PYTHONPATH="$(dirname "$0")/..":${PYTHONPATH:-} \
-torchrun \
+"${PYTHON:-python}" -m torch.distributed.run \
     --nnodes=$NNODES \
     --node_rank=$NODE_RANK \
     --master_addr=$MASTER_ADDR \

@@ -6,6 +6,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from cps4.utils import init_cpu_dist
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Test a CPS4 segmentor')
@@ -61,6 +63,7 @@ def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
+    init_cpu_dist(cfg)
     if args.cfg_options is not None:
         cfg.merge_from_dict(args.cfg_options)
 

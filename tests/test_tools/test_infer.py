@@ -18,41 +18,11 @@ from cps4.datasets.converters import DatasetFormatError, read_meta
 from cps4.evaluation.functional import dice_per_class
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_CFG = REPO_ROOT / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py'
-
-TINY_CFG = """
-_base_ = ['{base}']
-data_root = '{root}'
-meta_keys = {{{{_base_.meta_keys}}}}
-train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='grayscale'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline,
-                 skip_empty=True))
-val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-param_scheduler = []
-train_cfg = dict(max_iters=30, val_interval=1000)
-default_hooks = dict(
-    logger=dict(interval=10),
-    checkpoint=dict(interval=30, save_best=None),
-    visualization=dict(draw=False))
-randomness = dict(seed=0)
-"""
-
-
 @pytest.fixture(scope='module')
-def trained(tiny_spine_root, tmp_path_factory):
+def trained(tiny_sup_config, tmp_path_factory):
     """A UNet trained for 30 iterations: (config, checkpoint, work dir)."""
     work = tmp_path_factory.mktemp('infer_model')
-    cfg_path = work / 'tiny.py'
-    cfg_path.write_text(TINY_CFG.format(base=BASE_CFG, root=tiny_spine_root))
+    cfg_path = tiny_sup_config(work, 30, ckpt=30)
     cfg = Config.fromfile(cfg_path)
     cfg.work_dir = str(work)
     Runner.from_cfg(cfg).train()

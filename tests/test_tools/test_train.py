@@ -10,46 +10,9 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_CFG = REPO_ROOT / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py'
-
-TINY_CFG = """
-_base_ = ['{base}']
-data_root = '{root}'
-meta_keys = {{{{_base_.meta_keys}}}}
-train_pipeline = [
-    dict(type='LoadImageFromFile', color_type='grayscale'),
-    dict(type='LoadAnnotations'),
-    dict(type='PackSegInputs', meta_keys=meta_keys),
-]
-train_dataloader = dict(
-    batch_size=4, num_workers=0, persistent_workers=False,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline,
-                 skip_empty=True))
-val_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = dict(batch_size=4, num_workers=0, persistent_workers=False,
-                       dataset=dict(data_root=data_root))
-optim_wrapper = dict(optimizer=dict(lr=1e-2))
-param_scheduler = []
-train_cfg = dict(max_iters={iters}, val_interval=1000)
-default_hooks = dict(
-    logger=dict(interval=1),
-    checkpoint=dict(interval={ckpt}, save_best=None, max_keep_ckpts=-1),
-    visualization=dict(draw=False))
-randomness = dict(seed=0, deterministic=False)
-"""
-
-
-def write_cfg(tmp_path, root, iters, ckpt=1000):
-    path = tmp_path / f'tiny_{iters}.py'
-    path.write_text(
-        TINY_CFG.format(base=BASE_CFG, root=root, iters=iters, ckpt=ckpt))
-    return path
-
-
-def test_twenty_iterations_lower_the_loss(tiny_spine_root, tmp_path):
+def test_twenty_iterations_lower_the_loss(tiny_sup_config, tmp_path):
     torch.manual_seed(0)
-    cfg = Config.fromfile(write_cfg(tmp_path, tiny_spine_root, 20))
+    cfg = Config.fromfile(tiny_sup_config(tmp_path, 20))
     cfg.work_dir = str(tmp_path / 'work')
     runner = Runner.from_cfg(cfg)
     runner.train()
@@ -68,14 +31,14 @@ def run_train(args, cwd):
     return proc.stdout + proc.stderr
 
 
-def test_resume_continues_from_saved_iteration(tiny_spine_root, tmp_path):
+def test_resume_continues_from_saved_iteration(tiny_sup_config, tmp_path):
     work = tmp_path / 'work'
-    run_train([str(write_cfg(tmp_path, tiny_spine_root, 6, ckpt=3)),
+    run_train([str(tiny_sup_config(tmp_path, 6, ckpt=3)),
                '--work-dir', str(work)], tmp_path)
     assert (work / 'iter_6.pth').is_file()
     # Resume into a longer schedule: the run must start at iteration 6
     # (loading the checkpoint under torch's default weights_only=True).
-    log = run_train([str(write_cfg(tmp_path, tiny_spine_root, 9, ckpt=3)),
+    log = run_train([str(tiny_sup_config(tmp_path, 9, ckpt=3)),
                      '--work-dir', str(work), '--resume'], tmp_path)
     assert 'resumed epoch: 0, iter: 6' in log, log[-3000:]
     assert 'Iter(train) [7/9]' in log and 'Iter(train) [1/9]' not in log
