@@ -2,8 +2,9 @@
 from .class_prompt_learner import (ClassPromptLearner,
                                    find_matching_prompt_file,
                                    load_prompt_file, resolve_prompt_file)
+from .prompt_variants import load_prompt_variants, prompt_variant
 
 __all__ = [
     'ClassPromptLearner', 'find_matching_prompt_file', 'load_prompt_file',
-    'resolve_prompt_file'
+    'resolve_prompt_file', 'load_prompt_variants', 'prompt_variant'
 ]
