@@ -6,7 +6,7 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cps4.utils import init_cpu_dist
+from cps4.utils import explained_registry_errors, init_cpu_dist
 
 
 def parse_args():
@@ -88,7 +88,8 @@ def main():
                  data_root=cfg.test_dataloader.dataset.data_root))
         cfg.test_evaluator = evaluators
 
-    runner = Runner.from_cfg(cfg)
+    with explained_registry_errors():
+        runner = Runner.from_cfg(cfg)
     runner.test()
 
 

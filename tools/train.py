@@ -8,7 +8,7 @@ from mmengine.config import Config, DictAction
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from cps4.utils import init_cpu_dist
+from cps4.utils import explained_registry_errors, init_cpu_dist
 
 
 def parse_args():
@@ -99,7 +99,8 @@ def main():
         cfg.resume = True
         cfg.load_from = args.resume
 
-    runner = Runner.from_cfg(cfg)
+    with explained_registry_errors():
+        runner = Runner.from_cfg(cfg)
     runner.train()
 
 

@@ -15,5 +15,5 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
-custom_hooks = [dict(type='NumClassCheckHook')]
+custom_hooks = [dict(type='NumClassCheckHook'), dict(type='InvalidLossHook')]
 tta_model = None

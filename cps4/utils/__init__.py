@@ -1,4 +1,12 @@
-from .checkpoint import SAFE_GLOBALS, register_safe_globals
-from .launch import init_cpu_dist
+from .atomic_local_backend import AtomicLocalBackend
+from .checkpoint import (SAFE_GLOBALS, CorruptCheckpointError,
+                         UnsafeCheckpointError, load_local_checkpoint,
+                         register_safe_globals)
+from .launch import (explain_registry_error, explained_registry_errors,
+                     init_cpu_dist)
 
-__all__ = ['SAFE_GLOBALS', 'register_safe_globals', 'init_cpu_dist']
+__all__ = [
+    'AtomicLocalBackend', 'SAFE_GLOBALS', 'CorruptCheckpointError',
+    'UnsafeCheckpointError', 'load_local_checkpoint', 'register_safe_globals',
+    'init_cpu_dist', 'explain_registry_error', 'explained_registry_errors'
+]

@@ -1,6 +1,10 @@
 """Launcher settings shared by tools/train.py and tools/test.py."""
 import datetime
+import difflib
 import logging
+import re
+from contextlib import contextmanager
+from typing import Iterator, Optional
 
 import torch
 import torch.distributed as dist
@@ -42,3 +46,56 @@ def init_cpu_dist(cfg: Config) -> None:
         kwargs = {} if timeout is None else dict(
             timeout=datetime.timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', **kwargs)
+
+
+_UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
+
+
+def explain_registry_error(exc: BaseException) -> Optional[str]:
+    """A message listing the known types for an unknown-type ``KeyError``.
+
+    mmengine reports a config ``type`` that no module registered as
+    "``X is not in the mmseg::model registry``". This adds the names that
+    are registered there (and the closest ones), so the fix is visible in
+    the error itself.
+
+    Args:
+        exc (BaseException): The error raised while building from a config.
+
+    Returns:
+        str | None: The message, or None if ``exc`` is not such an error.
+    """
+    match = _UNKNOWN_TYPE.search(str(exc))
+    if match is None:
+        return None
+    name, scope, registry_name = match.groups()
+    name = name.strip('`\'"')
+    import mmengine.registry as root
+    import mmseg.registry as seg
+    registries = {r.name: r for r in vars(seg).values()
+                  if isinstance(r, root.Registry)}
+    registry = registries.get(registry_name)
+    if registry is None:
+        return None
+    known = set(registry.module_dict)
+    if registry.parent is not None:
+        known |= set(registry.parent.module_dict)
+    known = sorted(known)
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
+    hint = f' Did you mean {close}?' if close else ''
+    return (f'unknown type {name!r} in the {scope}::{registry_name} '
+            f'registry.{hint} Registered types ({len(known)}): '
+            f'{", ".join(known)}. A type of your own must be imported '
+            "first: custom_imports = dict(imports=['cps4', 'your_module']).")
+
+
+@contextmanager
+def explained_registry_errors() -> Iterator[None]:
+    """Re-raise unknown-type ``KeyError``s with :func:`explain_registry_error`."""
+    try:
+        yield
+    except KeyError as exc:
+        message = explain_registry_error(exc)
+        if message is None:
+            raise
+        raise KeyError(message) from exc

