@@ -33,9 +33,11 @@ from mmengine.runner import load_checkpoint
 from mmengine.utils import ProgressBar
 
 from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
-                                      DatasetFormatError, choose_slice_axis,
+                                      DatasetFormatError,
+                                      apply_intensity_window,
+                                      choose_slice_axis,
                                       class_to_source_values,
-                                      normalize_intensity, read_meta,
+                                      intensity_window, read_meta,
                                       read_volume, reassemble_volume,
                                       strip_suffix, write_volume_like)
 
@@ -236,8 +238,14 @@ def inference_volume(model: nn.Module,
     elif not -3 <= slice_axis <= 2:
         raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis}')
     slice_axis = slice_axis % 3
-    image = np.moveaxis(normalize_intensity(vol.data, name), slice_axis, 0)
-    del vol
+    # the converters' normalisation, applied slice by slice: the only
+    # volume-sized arrays are the float32 input and the uint8 result
+    lo, hi = intensity_window(vol.data, name)
+    moved = np.moveaxis(vol.data, slice_axis, 0)
+    image = np.empty(moved.shape, np.uint8)
+    for i in range(moved.shape[0]):
+        image[i] = apply_intensity_window(moved[i], lo, hi)
+    del vol, moved
     pipeline = build_volume_pipeline(model.cfg)
     n = image.shape[0]
     labels: List[np.ndarray] = []

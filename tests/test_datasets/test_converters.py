@@ -551,6 +551,19 @@ def test_bad_label_values(converted, nnunet_src):
         r"dataset\.json 'labels' .*fix the mask or add them")
 
 
+def test_bad_label_dtype(converted, nnunet_src):
+    """A float mask with fractional values (e.g. a resampled, interpolated
+    mask) is refused rather than rounded into wrong units."""
+    src, _ = nnunet_src
+    mask = np.zeros(SHAPE, np.float32)
+    mask[1, 1, 1] = 1.5
+    _save_nii(src / 'labelsTr' / 'case_001.nii.gz', mask)
+    _expect_failure(
+        converted, src, DatasetFormatError,
+        r'labelsTr/case_001\.nii\.gz: label array holds non-integer or '
+        r'non-finite values')
+
+
 @pytest.mark.parametrize('kind', ['nan', 'inf', 'constant'])
 def test_bad_image_values(converted, nnunet_src, kind):
     src, _ = nnunet_src

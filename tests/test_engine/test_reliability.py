@@ -1,5 +1,6 @@
 """Kill and resume, atomic checkpoints, NaN losses, unsafe checkpoints."""
 import hashlib
+import re
 import os
 import signal
 import subprocess
@@ -61,7 +62,8 @@ def _scope():
 
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(
         tiny_sup_config, tmp_path):
-    base = tiny_sup_config(tmp_path, 40, ckpt=10)
+    # 150 iterations: enough for a non-zero test Dice
+    base = tiny_sup_config(tmp_path, 150, ckpt=50)
     cfg = tmp_path / 'augmented.py'
     cfg.write_text(AUGMENTED.format(base=base))
     rc, log = run(train_cmd(cfg, tmp_path / 'straight'), tmp_path)
@@ -79,13 +81,13 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     saved = pointer.read_text().strip()
-    assert not saved.endswith('iter_40.pth'), saved
+    assert not saved.endswith('iter_150.pth'), saved
     rc, log = run(train_cmd(cfg, killed, '--resume'), tmp_path)
     assert rc == 0, log[-3000:]
     assert f'Load checkpoint from {saved}' in log or 'resumed' in log
 
-    a = torch.load(tmp_path / 'straight' / 'iter_40.pth')['state_dict']
-    b = torch.load(killed / 'iter_40.pth')['state_dict']
+    a = torch.load(tmp_path / 'straight' / 'iter_150.pth')['state_dict']
+    b = torch.load(killed / 'iter_150.pth')['state_dict']
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
@@ -93,12 +95,13 @@ def test_sigkill_then_resume_ends_like_an_uninterrupted_run(
     scores = []
     for work in ('straight', 'killed'):
         rc, log = run([sys.executable, str(REPO_ROOT / 'tools/test.py'),
-                       str(cfg), str(tmp_path / work / 'iter_40.pth'),
+                       str(cfg), str(tmp_path / work / 'iter_150.pth'),
                        '--work-dir', str(tmp_path / f'test_{work}')],
                       tmp_path)
         assert rc == 0, log[-3000:]
         scores.append(log[log.rindex('mDice: '):].split()[1])
     assert scores[0] == scores[1]
+    assert float(scores[0]) > 0
     print(f'resumed from {Path(saved).name}: mDice {scores[1]} '
           f'(uninterrupted {scores[0]})')
 
@@ -240,3 +243,68 @@ def test_unknown_type_lists_the_registered_ones(tiny_sup_config, tmp_path):
             "mean ['UNet'") in log, log[-2000:]
     assert 'Registered types' in log and 'CPS4VLM' in log
     assert sha(work / 'iter_4.pth') == before  # nothing was damaged
+
+
+VLM_CFG = 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+CPS4_CFG = ('configs/cps4/'
+            'cps4-mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+
+
+def _roots(root):
+    return [f'{k}.dataset.data_root={root}'
+            for k in ('train_dataloader', 'val_dataloader', 'test_dataloader')]
+
+
+@pytest.mark.parametrize('case', ['missing_stage1_checkpoint',
+                                  'prompt_class_mismatch',
+                                  'data_root_not_converted',
+                                  'split_file_missing'])
+def test_bad_config_stops_cleanly(case, tiny_sup_config, tiny_spine_root,
+                                  tmp_path):
+    """Each bad setting stops tools/train.py with a message naming the key
+    to fix, and an existing checkpoint in the work dir is left as it was."""
+    work = tmp_path / 'work'
+    work.mkdir()
+    keep = work / 'iter_4.pth'
+    keep.write_bytes(b'a good checkpoint from an earlier run')
+    before = sha(keep)
+    cfg, options, expected = {
+        'missing_stage1_checkpoint': (
+            REPO_ROOT / CPS4_CFG, ['model.vlm.checkpoint=/nowhere/s1.pth'],
+            r'stage-1 checkpoint /nowhere/s1\.pth not found; train stage 1 '
+            r'first .* set model\.vlm\.checkpoint'),
+        'prompt_class_mismatch': (
+            REPO_ROOT / VLM_CFG,
+            ['model.prompt.prompt_file='
+             'configs/_base_/prompts/vertebral_bodies_l1_l5.json',
+             *_roots(tiny_spine_root)],
+            r'prompt file .*vertebral_bodies_l1_l5\.json defines 6 classes '
+            r'.* but the dataset has 20'),
+        'data_root_not_converted': (
+            tiny_sup_config(tmp_path, 4),
+            _roots(tmp_path / 'raw_not_converted'),
+            r'meta\.json not found: `data_root` must be a folder written by '
+            r'tools/dataset_converters'),
+        'split_file_missing': (
+            tiny_sup_config(tmp_path, 4),
+            ['train_dataloader.dataset.split=splits/seed0_150pct.json'],
+            r'split file .*seed0_150pct\.json not found'),
+    }[case]
+    rc, log = run(train_cmd(cfg, work, '--cfg-options', *options), REPO_ROOT)
+    assert rc != 0
+    assert re.search(expected, log), log[-3000:]
+    assert sha(keep) == before
+
+
+def test_bad_label_ratio_keeps_existing_splits(tiny_spine_root, tmp_path):
+    import shutil
+    root = tmp_path / 'data'
+    shutil.copytree(tiny_spine_root, root)
+    before = {p.name: sha(p) for p in (root / 'splits').iterdir()}
+    rc, log = run([sys.executable,
+                   str(REPO_ROOT / 'tools/dataset_converters/make_splits.py'),
+                   str(root), '--seeds', '5', '--ratios', '0.1', '1.5'],
+                  tmp_path)
+    assert rc != 0
+    assert re.search(r'\(0, 1\], got 1\.5', log), log[-2000:]
+    assert {p.name: sha(p) for p in (root / 'splits').iterdir()} == before

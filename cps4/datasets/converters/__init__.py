@@ -20,7 +20,8 @@ from .layouts import (SPIDER_SEQUENCES, CaseFiles, SourceDataset,
                       find_mrspineseg_cases, find_nnunet_cases,
                       find_png2d_cases, find_spider_cases, load_label_map,
                       spider_class_table)
-from .slicing import (INTENSITY_PERCENTILES, choose_slice_axis,
+from .slicing import (INTENSITY_PERCENTILES, apply_intensity_window,
+                      choose_slice_axis, intensity_window,
                       class_to_source_values, load_case_volume,
                       normalize_intensity, read_meta, reassemble_volume,
                       slice_name)
@@ -44,7 +45,7 @@ __all__ = [
     'ITK_SUFFIXES',
     # slicing and reassembly
     'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
-    'normalize_intensity', 'reassemble_volume', 'load_case_volume',
+    'intensity_window', 'apply_intensity_window', 'normalize_intensity', 'reassemble_volume', 'load_case_volume',
     'read_meta', 'class_to_source_values',
     # splits
     'DEFAULT_SPLIT_SEEDS', 'DEFAULT_LABEL_RATIOS', 'make_split',

@@ -58,12 +58,58 @@ def choose_slice_axis(spacing: Sequence[float], shape: Sequence[int]) -> int:
     return min(tied, key=lambda a: (int(shape[a]), a))
 
 
+def intensity_window(image: np.ndarray,
+                     display: str = 'image') -> Tuple[float, float]:
+    """The [0.5, 99.5] percentile window of one case's intensities.
+
+    When the percentile range is empty (e.g. more than 99.5% of voxels share
+    one value) but the image is not constant, the min/max range is used.
+
+    Args:
+        image (np.ndarray): Intensities of one case (any shape).
+        display (str): File name for error messages.
+
+    Returns:
+        tuple: ``(lo, hi)`` with ``hi > lo``.
+
+    Raises:
+        DatasetFormatError: The image holds NaN/Inf or is constant.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    n_bad = 0
+    for plane in image.reshape(image.shape[0], -1) if image.ndim else [image]:
+        n_bad += int(plane.size - np.count_nonzero(np.isfinite(plane)))
+    if n_bad:
+        raise DatasetFormatError(
+            f'{display}: {n_bad} voxels are NaN or infinite; fix or '
+            're-export the image')
+    lo, hi = np.percentile(image, INTENSITY_PERCENTILES)
+    if not hi > lo:
+        lo, hi = float(image.min()), float(image.max())
+    if not hi > lo:
+        raise DatasetFormatError(
+            f'{display}: the image is constant (every voxel is {lo:g}); it '
+            'holds no data, remove the case or fix the file')
+    return lo, hi
+
+
+def apply_intensity_window(image: np.ndarray, lo: float,
+                           hi: float) -> np.ndarray:
+    """Clip ``image`` to ``[lo, hi]`` and scale it to uint8 0..255.
+
+    Element-wise, so a volume may be scaled in pieces (e.g. slice by slice
+    to bound the memory) with the same result as at once.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    scaled = (np.clip(image, lo, hi) - lo) * (255.0 / (hi - lo))
+    return np.rint(scaled).astype(np.uint8)
+
+
 def normalize_intensity(image: np.ndarray,
                         display: str = 'image') -> np.ndarray:
     """Clip to the [0.5, 99.5] percentiles and scale to uint8 0..255.
 
-    When the percentile range is empty (e.g. more than 99.5% of voxels share
-    one value) but the image is not constant, the min/max range is used.
+    :func:`intensity_window` then :func:`apply_intensity_window`.
 
     Args:
         image (np.ndarray): Intensities of one case (any shape).
@@ -76,21 +122,8 @@ def normalize_intensity(image: np.ndarray,
         DatasetFormatError: The image holds NaN/Inf or is constant.
     """
     image = np.asarray(image, dtype=np.float32)
-    finite = np.isfinite(image)
-    if not finite.all():
-        n_bad = int(image.size - np.count_nonzero(finite))
-        raise DatasetFormatError(
-            f'{display}: {n_bad} voxels are NaN or infinite; fix or '
-            're-export the image')
-    lo, hi = np.percentile(image, INTENSITY_PERCENTILES)
-    if not hi > lo:
-        lo, hi = float(image.min()), float(image.max())
-    if not hi > lo:
-        raise DatasetFormatError(
-            f'{display}: the image is constant (every voxel is {lo:g}); it '
-            'holds no data, remove the case or fix the file')
-    scaled = (np.clip(image, lo, hi) - lo) * (255.0 / (hi - lo))
-    return np.rint(scaled).astype(np.uint8)
+    lo, hi = intensity_window(image, display)
+    return apply_intensity_window(image, lo, hi)
 
 
 def iter_slices(volume: np.ndarray, slice_axis: int):
@@ -279,6 +312,6 @@ def volume_geometry(shape: Sequence[int], spacing: Sequence[float],
 
 __all__: List[str] = [
     'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
-    'normalize_intensity', 'iter_slices', 'reassemble_volume', 'read_meta',
+    'intensity_window', 'apply_intensity_window', 'normalize_intensity', 'iter_slices', 'reassemble_volume', 'read_meta',
     'load_case_volume', 'class_to_source_values', 'volume_geometry'
 ]
