@@ -189,3 +189,23 @@ def test_mha_output_keeps_itk_geometry(trained, tiny_spine_root, tmp_path):
     assert out.GetOrigin() == img.GetOrigin()
     assert out.GetSpacing() == img.GetSpacing()
     assert out.GetDirection() == img.GetDirection()
+
+
+def test_slices_go_through_the_network_in_batches(trained, tiny_spine_root):
+    """The network sees ceil(n / batch_size) batches of at most batch_size
+    slices, whatever the volume size (the memory bound of inference)."""
+    cfg_path, ckpt, _ = trained
+    model = init_model(str(cfg_path), str(ckpt))
+    sizes = []
+    real = model.test_step
+
+    def counting(data):
+        sizes.append(len(data['inputs']))
+        return real(data)
+
+    model.test_step = counting
+    src = sorted((raw_root(tiny_spine_root) / 'imagesTr').iterdir())[0]
+    pred = inference_volume(model, src, batch_size=3, progress=False)
+    n = pred.labels.shape[pred.slice_axis]
+    assert sum(sizes) == n
+    assert max(sizes) == 3 and len(sizes) == -(-n // 3)
