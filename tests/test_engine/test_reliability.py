@@ -201,7 +201,6 @@ def test_every_checkpoint_load_refuses_pickled_code(tiny_sup_config,
         rc, log = run(train_cmd(cfg_path, tmp_path / 'w', *extra), tmp_path)
         assert rc != 0 and 'refused to load' in log, log[-2000:]
     # the stage-1 VLM of stage 2
-    from cps4.models import CPS4SemiSegmentor  # noqa: F401
     vlm_cfg = Config.fromfile(
         REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py')
     vlm_evil = tmp_path / 'vlm_evil.pth'

@@ -4,7 +4,6 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 from mmengine.config import Config
 from mmengine.runner import Runner

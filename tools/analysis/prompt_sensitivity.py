@@ -14,7 +14,6 @@ Example::
         --subset val --out-json work_dirs/prompt_sensitivity.json
 """
 import argparse
-import json
 import os.path as osp
 import time
 
