@@ -3,9 +3,16 @@ import math
 import os.path as osp
 from typing import Optional
 
+import torch
 from mmengine.hooks import Hook
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+
+
+def _as_float(value) -> float:
+    if torch.is_tensor(value):
+        value = value.detach()
+    return float(value)
 
 
 @HOOKS.register_module()
@@ -38,11 +45,11 @@ class InvalidLossHook(Hook):
         loss = outputs.get('loss')
         if loss is None:
             return
-        value = float(loss)
+        value = _as_float(loss)
         if math.isfinite(value):
             return
         bad = sorted(k for k, v in outputs.items() if k.startswith('loss')
-                     and not math.isfinite(float(v)))
+                     and not math.isfinite(_as_float(v)))
         raise FloatingPointError(
             f'the training loss is {value} at iteration {runner.iter + 1} '
             f'(non-finite terms: {bad}); training stopped and nothing was '
