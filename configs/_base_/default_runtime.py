@@ -8,8 +8,9 @@ env_cfg = dict(
 # PNGs under the work dir; `tools/train.py --tensorboard` adds
 # dict(type='TensorboardVisBackend') for scalars and images in TensorBoard.
 vis_backends = [dict(type='LocalVisBackend')]
-visualizer = dict(
-    type='SpineSegVisualizer', vis_backends=vis_backends, name='visualizer')
+# no fixed `name`: each Runner then gets its own visualizer (named after its
+# experiment) instead of reusing the first one created in the process
+visualizer = dict(type='SpineSegVisualizer', vis_backends=vis_backends)
 log_processor = dict(by_epoch=False)
 log_level = 'INFO'
 load_from = None

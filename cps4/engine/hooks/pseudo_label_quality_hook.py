@@ -1,15 +1,18 @@
 """Track and plot the Dice of pseudo labels against hidden ground truth."""
-import json
 import os
 import os.path as osp
+import tempfile
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
 import numpy as np
+from mmengine.dist import is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+
+from cps4.datasets.converters.io import write_json_atomic
 
 
 @HOOKS.register_module()
@@ -72,13 +75,12 @@ class PseudoLabelQualityHook(Hook):
         }
 
     def after_train(self, runner: Runner) -> None:
-        if not self.history:
+        # every rank keeps its own history; the main process writes it
+        if not self.history or not is_main_process():
             return
         out_json = osp.join(runner.work_dir, 'pseudo_label_quality.json')
-        tmp = out_json + '.tmp'
-        with open(tmp, 'w') as f:
-            json.dump(dict(history=self.history, summary=self.summary()), f)
-        os.replace(tmp, out_json)
+        write_json_atomic(out_json, dict(history=self.history,
+                                         summary=self.summary()))
         png = osp.join(runner.work_dir, 'pseudo_label_quality.png')
         self.plot(png)
         print_log(f'pseudo-label quality: {self.summary()} -> {png}',
@@ -102,7 +104,14 @@ class PseudoLabelQualityHook(Hook):
         ax.legend(fontsize=8)
         ax.set_title('pseudo labels against the hidden ground truth')
         fig.tight_layout()
-        tmp = path + '.tmp.png'
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        os.replace(tmp, path)
+        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
+                                   prefix=f'.{osp.basename(path)}.',
+                                   suffix='.tmp.png')
+        os.close(fd)
+        try:
+            fig.savefig(tmp, dpi=120)
+            os.replace(tmp, path)
+        finally:
+            plt.close(fig)
+            if osp.exists(tmp):
+                os.remove(tmp)
