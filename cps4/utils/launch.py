@@ -1,4 +1,5 @@
 """Launcher settings shared by tools/train.py and tools/test.py."""
+import atexit
 import datetime
 import difflib
 import logging
@@ -46,6 +47,15 @@ def init_cpu_dist(cfg: Config) -> None:
         kwargs = {} if timeout is None else dict(
             timeout=datetime.timedelta(seconds=timeout))
         dist.init_process_group(backend='gloo', **kwargs)
+        # leave the group before the interpreter tears down gloo's threads
+        # (otherwise a rank may abort at exit: "terminate called without an
+        # active exception")
+        atexit.register(_destroy_process_group)
+
+
+def _destroy_process_group() -> None:
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 _UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
