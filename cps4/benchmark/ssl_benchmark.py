@@ -22,6 +22,7 @@ processes over one work dir share the cells out (cell locks, see
 Hyper-parameters are the template configs'; the split's val cases are the
 only ones any choice may look at, test cases (or ``--test-root``) never.
 """
+import json
 import os
 import os.path as osp
 import statistics
@@ -445,7 +446,9 @@ class SSLBenchmark:
             if s1 is None:  # another process is training it: come back
                 return None, 'busy'
             vlm = (s1['config'], s1['checkpoint'])
-            stage1_s = s1['train_s'] if state == 'done' else 0.0
+            # the stage-1 model belongs to this cell's split, whichever
+            # process trained it, so its time is part of the cell's cost
+            stage1_s = s1['train_s']
 
         def run():
             cfg = cell_config(method.config, self.train_dir,
@@ -501,6 +504,28 @@ class SSLBenchmark:
                        f'{elapsed / ran * left / 60:.0f} min left')
             print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
                       logger='current')
+        self.write_results(records)
+        return records
+
+    def summarize(self) -> List[dict]:
+        """Write the results of the cells finished so far; train nothing.
+
+        Cells not finished yet are listed in the log and left out of the
+        tables, so a long run can be looked at while it is going on.
+        """
+        records, missing = [], []
+        for cell in self.cells:
+            path = osp.join(cell.folder(self.work_dir), 'result.json')
+            if osp.isfile(path):
+                with open(path) as f:
+                    records.append(json.load(f))
+            else:
+                missing.append(cell.name)
+        if missing:
+            print_log(f'{len(missing)} of {len(self.cells)} cells not '
+                      f'finished, left out: {", ".join(missing)}',
+                      logger='current', level=30)
+        os.makedirs(self.work_dir, exist_ok=True)
         self.write_results(records)
         return records
 

@@ -24,12 +24,12 @@ def tiny_raw(tmp_path_factory):
         image_size=(64, 64), progress=False)
 
 
-def run_bench(raw, work):
+def run_bench(raw, work, seeds='0', extra=()):
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools/benchmark/ssl_benchmark.py'),
          '--data-root', str(raw), '--layout', 'nnunet', '--methods',
-         'sup,cps4', '--label-ratios', '0.5', '--seeds', '0', '--schedule',
-         'tiny', '--work-dir', str(work)],
+         'sup,cps4', '--label-ratios', '0.5', '--seeds', seeds, '--schedule',
+         'tiny', '--work-dir', str(work), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -67,6 +67,16 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert log.count('finished earlier') == 2
     assert 'training and testing' not in log
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
+    assert json.loads((work / 'results.json').read_text()) == records
+    # the stage-1 time is the cell's, even when stage 1 was trained earlier
+    assert records[1]['stage1_train_s'] == s1['train_s'] > 0
+
+    # --summary-only tabulates what is finished and trains nothing
+    (work / 'results.json').unlink()
+    log = run_bench(tiny_raw, work, seeds='0,1', extra=['--summary-only'])
+    assert 'training and testing' not in log
+    assert '2 of 4 cells not finished' in log and 'cps4 50% seed 1' in log
+    assert not (work / 'cells/sup/50pct/seed1').exists()
     assert json.loads((work / 'results.json').read_text()) == records
 
 

@@ -64,6 +64,9 @@ def parse_args(argv=None):
     parser.add_argument('--cps4-config',
                         help='template config of the cps4 method (default: '
                         'CPS4 on Mean Teacher)')
+    parser.add_argument('--summary-only', action='store_true',
+                        help='only write results.json/.md and the plot from '
+                        'the cells finished so far; train nothing')
     return parser.parse_args(argv)
 
 
@@ -76,7 +79,10 @@ def main(argv=None):
             args.label_ratios, args.seeds, args.schedule,
             test_root=args.test_root, classes=args.classes,
             prompt_file=args.prompt_file, cps4_config=args.cps4_config)
-        bench.run()
+        if args.summary_only:
+            bench.summarize()
+        else:
+            bench.run()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         print_log(f'ssl_benchmark failed: {exc}', logger='current',
                   level=40)
