@@ -568,8 +568,9 @@ def results_table(records: Sequence[dict], methods: Sequence[str],
     heads = []
     for ratio in ratios:
         n = sorted(n_lab.get(ratio, ()))
+        word = 'case' if n == [1] else 'cases'
         heads.append(f'{format_pct(ratio)}% ('
-                     + ('/'.join(map(str, n)) if n else '?') + ' cases)')
+                     + ('/'.join(map(str, n)) if n else '?') + f' {word})')
     lines = ['| method | ' + ' | '.join(heads) + ' |',
              '| --- |' + ' --- |' * len(ratios)]
     for m in methods:

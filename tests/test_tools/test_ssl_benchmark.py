@@ -149,7 +149,7 @@ def test_results_table_mean_std_over_seeds():
     recs.append(dict(method='sup', label_ratio=1.0, seed=0,
                      n_labelled_cases=21, dice_mean=80.0))
     table = results_table(recs, ['sup', 'cps4'], [0.05, 1.0])
-    assert '| 5% (1 cases) | 100% (21 cases) |' in table
+    assert '| 5% (1 case) | 100% (21 cases) |' in table
     assert '| sup | 60.00 +- 10.00 | 80.00 (1 seed) |' in table
     assert '| cps4 | - | - |' in table
 
