@@ -37,6 +37,7 @@ from cps4.datasets.converters import (check_label_ratio, convert_dataset,
                                       format_pct, load_split, read_meta,
                                       write_splits)
 from cps4.datasets.converters.io import write_json_atomic
+from cps4.utils.atomic_file import atomic_file
 from cps4.models.prompts import find_matching_prompt_file
 from cps4.utils.sweep import (REPO_ROOT, class_dice, pseudo_label_summary,
                               run_locked, train_and_test)
@@ -539,10 +540,9 @@ class SSLBenchmark:
         pl = pseudo_label_table(records)
         if pl:
             details += '\n## Pseudo labels (last training iterations)\n\n' + pl
-        tmp = osp.join(self.work_dir, '.results.md.tmp')
-        with open(tmp, 'w') as f:
-            f.write(table + details)
-        os.replace(tmp, osp.join(self.work_dir, 'results.md'))
+        with atomic_file(osp.join(self.work_dir, 'results.md')) as tmp:
+            with open(tmp, 'w') as f:
+                f.write(table + details)
         if records:
             plot_dice_vs_ratio(records, self.methods,
                                osp.join(self.work_dir, 'dice_vs_ratio.png'))
@@ -657,8 +657,9 @@ def plot_dice_vs_ratio(records: Sequence[dict], methods: Sequence[str],
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    tmp = path + '.tmp.png'
-    fig.savefig(tmp, dpi=120)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        with atomic_file(path, '.tmp.png') as tmp:
+            fig.savefig(tmp, dpi=120)
+    finally:
+        plt.close(fig)
 

@@ -39,14 +39,15 @@ Example:
     ((192, 192), True)
 """
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
+
+from cps4.utils.atomic_file import atomic_file
+from cps4.datasets.converters.io import write_json_atomic
 
 __all__ = [
     'SPINE_CLASSES', 'SPINE_PALETTE', 'generate_case',
@@ -962,13 +963,6 @@ def generate_case(
 # ----------------------------------------------------------------------
 # Dataset writer
 # ----------------------------------------------------------------------
-def _file_mode() -> int:
-    """Permission bits of a new regular file under the current umask."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
-
-
 def _atomic_write_nifti(array: np.ndarray, spacing: Sequence[float],
                         path: Path) -> None:
     """Save ``array`` as NIfTI through a temporary file and ``os.replace``."""
@@ -979,32 +973,8 @@ def _atomic_write_nifti(array: np.ndarray, spacing: Sequence[float],
     nifti.set_qform(affine, code=1)
     nifti.set_sform(affine, code=1)
     nifti.header.set_xyzt_units('mm')
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f'.{path.name}.', suffix='.nii.gz')
-    os.close(fd)
-    try:
+    with atomic_file(path, '.nii.gz') as tmp:
         nib.save(nifti, tmp)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
-def _atomic_write_json(obj: dict, path: Path) -> None:
-    """Write ``obj`` as JSON through a temporary file and ``os.replace``."""
-    fd, tmp = tempfile.mkstemp(
-        dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w') as f:
-            json.dump(obj, f, indent=2)
-        os.chmod(tmp, _file_mode())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def _case_files(out_dir: Path, index: int) -> Tuple[Path, Path]:
@@ -1118,7 +1088,7 @@ def write_synthetic_dataset(out_dir: Union[str, Path],
         palette=[list(c) for c in SPINE_PALETTE],
         generator=generator,
         training=training)
-    _atomic_write_json(meta, out_dir / 'dataset.json')
+    write_json_atomic(out_dir / 'dataset.json', meta)
     if bar is not None:
         bar.file.write('\n')  # ProgressBar does not end its line
     print_log(f'Wrote synthetic spine dataset to {out_dir}', logger='current')

@@ -1,3 +1,4 @@
+from .atomic_file import atomic_file
 from .atomic_local_backend import AtomicLocalBackend
 from .checkpoint import (SAFE_GLOBALS, CorruptCheckpointError,
                          UnsafeCheckpointError, load_local_checkpoint,
@@ -6,7 +7,7 @@ from .launch import (explain_registry_error, explained_registry_errors,
                      init_cpu_dist)
 
 __all__ = [
-    'AtomicLocalBackend', 'SAFE_GLOBALS', 'CorruptCheckpointError',
+    'atomic_file', 'AtomicLocalBackend', 'SAFE_GLOBALS', 'CorruptCheckpointError',
     'UnsafeCheckpointError', 'load_local_checkpoint', 'register_safe_globals',
     'init_cpu_dist', 'explain_registry_error', 'explained_registry_errors'
 ]

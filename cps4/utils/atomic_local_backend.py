@@ -1,13 +1,14 @@
 """A local storage backend whose writes are atomic."""
 import os
 import os.path as osp
-import tempfile
 from pathlib import Path
 from typing import Union
 
 import mmengine
 from mmengine.fileio import register_backend
 from mmengine.fileio.backends import LocalBackend
+
+from .atomic_file import atomic_file
 
 
 @register_backend('atomic_local')
@@ -34,19 +35,9 @@ class AtomicLocalBackend(LocalBackend):
 
     @staticmethod
     def _atomic_write(data: bytes, filepath: Union[str, Path]) -> None:
-        filepath = str(filepath)
-        folder = osp.dirname(osp.abspath(filepath))
-        mmengine.mkdir_or_exist(folder)
-        fd, tmp = tempfile.mkstemp(
-            dir=folder, prefix=f'.{osp.basename(filepath)}.', suffix='.tmp')
-        try:
-            with os.fdopen(fd, 'wb') as f:
+        mmengine.mkdir_or_exist(osp.dirname(osp.abspath(str(filepath))))
+        with atomic_file(filepath) as tmp:
+            with open(tmp, 'wb') as f:
                 f.write(data)
                 f.flush()
                 os.fsync(f.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, filepath)
-        except BaseException:
-            if osp.exists(tmp):
-                os.remove(tmp)
-            raise

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Optional, Tuple, Union
+from typing import Any, Optional, Tuple, Union
 
 import numpy as np
+
+from cps4.utils.atomic_file import atomic_file
 
 PathLike = Union[str, os.PathLike]
 
@@ -259,25 +259,6 @@ def volume_suffix(path: PathLike) -> str:
         f'{list(NIFTI_SUFFIXES + ITK_SUFFIXES)}')
 
 
-@contextmanager
-def _atomic_file(path: Path, suffix: str) -> Iterator[str]:
-    """A temporary file name next to ``path``, renamed over it on success.
-
-    On any error the temporary file is removed and ``path`` is untouched.
-    """
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
-                               suffix=suffix)
-    os.close(fd)
-    try:
-        yield tmp
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-
-
 def write_volume_like(path: PathLike, array: np.ndarray,
                       reference: PathLike) -> None:
     """Write ``array`` with the geometry and header of ``reference``.
@@ -304,7 +285,7 @@ def write_volume_like(path: PathLike, array: np.ndarray,
     path, reference = Path(path), Path(reference)
     suffix = volume_suffix(path)
     array = np.asarray(array)
-    with _atomic_file(path, suffix) as tmp:
+    with atomic_file(path, suffix) as tmp:
         if _is_nifti(reference) and suffix in NIFTI_SUFFIXES:
             import nibabel as nib
             ref = nib.load(str(reference))
@@ -356,7 +337,7 @@ def write_nifti(path: PathLike, array: np.ndarray,
     img = nib.Nifti1Image(np.asarray(array), np.asarray(affine, float))
     img.set_qform(img.affine, code=1)
     img.set_sform(img.affine, code=1)
-    with _atomic_file(path, volume_suffix(path)) as tmp:
+    with atomic_file(path, volume_suffix(path)) as tmp:
         nib.save(img, tmp)
 
 
@@ -496,7 +477,7 @@ def write_json_atomic(path: PathLike, obj: Any) -> None:
         obj (Any): JSON-serialisable object.
     """
     path = Path(path)
-    with _atomic_file(path, '.tmp') as tmp:
+    with atomic_file(path, '.tmp') as tmp:
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(obj, f, indent=2)
             f.write('\n')

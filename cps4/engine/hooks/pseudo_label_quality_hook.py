@@ -1,7 +1,5 @@
 """Track and plot the Dice of pseudo labels against hidden ground truth."""
-import os
 import os.path as osp
-import tempfile
 from collections import defaultdict
 from typing import Dict, List, Optional, Sequence
 
@@ -13,6 +11,7 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 from cps4.datasets.converters.io import write_json_atomic
+from cps4.utils.atomic_file import atomic_file
 
 
 @HOOKS.register_module()
@@ -104,14 +103,8 @@ class PseudoLabelQualityHook(Hook):
         ax.legend(fontsize=8)
         ax.set_title('pseudo labels against the hidden ground truth')
         fig.tight_layout()
-        fd, tmp = tempfile.mkstemp(dir=osp.dirname(osp.abspath(path)),
-                                   prefix=f'.{osp.basename(path)}.',
-                                   suffix='.tmp.png')
-        os.close(fd)
         try:
-            fig.savefig(tmp, dpi=120)
-            os.replace(tmp, path)
+            with atomic_file(path, '.tmp.png') as tmp:
+                fig.savefig(tmp, dpi=120)
         finally:
             plt.close(fig)
-            if osp.exists(tmp):
-                os.remove(tmp)

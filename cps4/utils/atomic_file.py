@@ -1,0 +1,49 @@
+"""Write a file so that no reader ever sees it half-written."""
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator, Union
+
+
+def _file_mode() -> int:
+    """Permission bits of a new regular file under the current umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+@contextmanager
+def atomic_file(path: Union[str, Path], suffix: str = '.tmp') -> Iterator[str]:
+    """A temporary file name next to ``path``, renamed over it on success.
+
+    Write to the yielded name; when the ``with`` block ends without an error
+    the file gets the usual permissions and replaces ``path`` in one rename.
+    On any error (including ``KeyboardInterrupt``) the temporary file is
+    removed and ``path`` keeps its previous content.
+
+    Example:
+        >>> with atomic_file('result.json') as tmp:
+        ...     with open(tmp, 'w') as f:
+        ...         f.write('{}')
+
+    Args:
+        path (str | Path): Destination file; its folder must exist.
+        suffix (str): Suffix of the temporary name; writers that choose the
+            format from the name (``.nii.gz``, ``.png``) need the real one.
+
+    Yields:
+        str: The temporary file's path (``.<name>.<random><suffix>``).
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.',
+                               suffix=suffix)
+    os.close(fd)
+    try:
+        yield tmp
+        os.chmod(tmp, _file_mode())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
