@@ -37,8 +37,8 @@ from cps4.datasets.converters import (check_label_ratio, convert_dataset,
                                       format_pct, load_split, read_meta,
                                       write_splits)
 from cps4.datasets.converters.io import write_json_atomic
-from cps4.utils.atomic_file import atomic_file
 from cps4.models.prompts import find_matching_prompt_file
+from cps4.utils.atomic_file import atomic_file, save_figure
 from cps4.utils.sweep import (REPO_ROOT, class_dice, pseudo_label_summary,
                               run_locked, train_and_test)
 
@@ -124,6 +124,10 @@ class Cell:
     def folder(self, work_dir: str) -> str:
         return osp.join(work_dir, 'cells', self.method,
                         f'{format_pct(self.ratio)}pct', f'seed{self.seed}')
+
+    def result_path(self, work_dir: str) -> str:
+        """The cell's record; it exists once the cell is finished."""
+        return osp.join(self.folder(work_dir), 'result.json')
 
 
 def plan_cells(methods: Sequence[str], ratios: Sequence[float],
@@ -439,7 +443,7 @@ class SSLBenchmark:
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
         folder = cell.folder(self.work_dir)
-        result_path = osp.join(folder, 'result.json')
+        result_path = cell.result_path(self.work_dir)
         method = self.method_table[cell.method]
         vlm, stage1_s = None, 0.0
         if method.stage1 and not osp.isfile(result_path):
@@ -486,8 +490,7 @@ class SSLBenchmark:
         for i, cell in enumerate(self.cells, 1):
             t0 = time.time()
             head = f'[{i}/{len(self.cells)}] {cell.name}'
-            if not osp.isfile(osp.join(cell.folder(self.work_dir),
-                                       'result.json')):
+            if not osp.isfile(cell.result_path(self.work_dir)):
                 print_log(f'{head}: training and testing', logger='current')
             record, state = self.run_cell(cell)
             if state == 'busy':
@@ -516,7 +519,7 @@ class SSLBenchmark:
         """
         records, missing = [], []
         for cell in self.cells:
-            path = osp.join(cell.folder(self.work_dir), 'result.json')
+            path = cell.result_path(self.work_dir)
             if osp.isfile(path):
                 with open(path) as f:
                     records.append(json.load(f))
@@ -657,9 +660,5 @@ def plot_dice_vs_ratio(records: Sequence[dict], methods: Sequence[str],
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    try:
-        with atomic_file(path, '.tmp.png') as tmp:
-            fig.savefig(tmp, dpi=120)
-    finally:
-        plt.close(fig)
+    save_figure(fig, path)
 

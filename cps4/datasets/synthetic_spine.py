@@ -46,8 +46,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cps4.utils.atomic_file import atomic_file
 from cps4.datasets.converters.io import write_json_atomic
+from cps4.utils.atomic_file import atomic_file
 
 __all__ = [
     'SPINE_CLASSES', 'SPINE_PALETTE', 'generate_case',

@@ -1,4 +1,4 @@
-from .atomic_file import atomic_file
+from .atomic_file import atomic_file, save_figure
 from .atomic_local_backend import AtomicLocalBackend
 from .checkpoint import (SAFE_GLOBALS, CorruptCheckpointError,
                          UnsafeCheckpointError, load_local_checkpoint,
@@ -7,7 +7,7 @@ from .launch import (explain_registry_error, explained_registry_errors,
                      init_cpu_dist)
 
 __all__ = [
-    'atomic_file', 'AtomicLocalBackend', 'SAFE_GLOBALS', 'CorruptCheckpointError',
-    'UnsafeCheckpointError', 'load_local_checkpoint', 'register_safe_globals',
+    'atomic_file', 'save_figure', 'AtomicLocalBackend', 'SAFE_GLOBALS',
+    'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_local_checkpoint', 'register_safe_globals',
     'init_cpu_dist', 'explain_registry_error', 'explained_registry_errors'
 ]

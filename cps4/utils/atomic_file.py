@@ -47,3 +47,19 @@ def atomic_file(path: Union[str, Path], suffix: str = '.tmp') -> Iterator[str]:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def save_figure(fig, path: Union[str, Path], dpi: int = 120) -> None:
+    """Save a matplotlib figure through :func:`atomic_file`, then close it.
+
+    Args:
+        fig (matplotlib.figure.Figure): The figure; closed in any case.
+        path (str | Path): Destination image; its folder must exist.
+        dpi (int): Resolution. Defaults to 120.
+    """
+    import matplotlib.pyplot as plt
+    try:
+        with atomic_file(path, Path(path).suffix or '.png') as tmp:
+            fig.savefig(tmp, dpi=dpi)
+    finally:
+        plt.close(fig)

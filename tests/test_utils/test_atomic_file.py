@@ -32,3 +32,17 @@ def test_error_keeps_old_content_and_no_temporary(tmp_path, error):
             raise error('killed while writing')
     assert dest.read_bytes() == b'good'
     assert [p.name for p in tmp_path.iterdir()] == ['out.png']
+
+
+def test_save_figure_writes_png_and_closes(tmp_path):
+    import matplotlib
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    from cps4.utils import save_figure
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [1, 0])
+    save_figure(fig, tmp_path / 'plot.png')
+    assert (tmp_path / 'plot.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert not plt.fignum_exists(fig.number)
+    assert [p.name for p in tmp_path.iterdir()] == ['plot.png']

@@ -21,7 +21,6 @@ Example::
 """
 import argparse
 import importlib
-import os
 import os.path as osp
 
 import numpy as np
@@ -35,6 +34,7 @@ from mmengine.utils import ProgressBar
 from mmseg.registry import DATASETS, MODELS
 
 from cps4.evaluation.functional import aggregate_dice, dice_per_class
+from cps4.utils import save_figure
 
 
 def parse_args():
@@ -182,10 +182,7 @@ def main():
                      fontsize=8)
         fig.colorbar(im, ax=ax, fraction=0.046)
         fig.tight_layout()
-        tmp = args.out_png + '.tmp.png'
-        fig.savefig(tmp, dpi=120)
-        plt.close(fig)
-        os.replace(tmp, args.out_png)
+        save_figure(fig, args.out_png)
         logger.info(f'confusion matrix written to {args.out_png}')
 
 

@@ -26,6 +26,8 @@ from mmengine.registry import init_default_scope  # noqa: E402
 from mmengine.runner import load_checkpoint  # noqa: E402
 from mmseg.registry import DATASETS, MODELS  # noqa: E402
 
+from cps4.utils import save_figure  # noqa: E402
+
 
 def parse_args():
     parser = argparse.ArgumentParser(description='Plot CPS4 class maps')
@@ -69,7 +71,6 @@ def main():
     if args.cfg_options:
         cfg.merge_from_dict(args.cfg_options)
     init_default_scope(cfg.get('default_scope', 'mmseg'))
-    import cps4  # noqa: F401
     ds_cfg = cfg.test_dataloader.dataset.copy()
     ds_cfg['subset'] = args.subset
     dataset = DATASETS.build(ds_cfg)
@@ -113,9 +114,7 @@ def main():
             ax.set_title(title, fontsize=8)
     fig.tight_layout()
     os.makedirs(osp.dirname(osp.abspath(args.out)), exist_ok=True)
-    tmp = args.out + '.tmp.png'
-    fig.savefig(tmp, dpi=110)
-    os.replace(tmp, args.out)
+    save_figure(fig, args.out, dpi=110)
     logger.info(f'wrote {args.out} ({len(indices)} slices x {n_panels} '
                 'panels)')
 

@@ -11,7 +11,7 @@ from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
 from cps4.datasets.converters.io import write_json_atomic
-from cps4.utils.atomic_file import atomic_file
+from cps4.utils.atomic_file import save_figure
 
 
 @HOOKS.register_module()
@@ -103,8 +103,4 @@ class PseudoLabelQualityHook(Hook):
         ax.legend(fontsize=8)
         ax.set_title('pseudo labels against the hidden ground truth')
         fig.tight_layout()
-        try:
-            with atomic_file(path, '.tmp.png') as tmp:
-                fig.savefig(tmp, dpi=120)
-        finally:
-            plt.close(fig)
+        save_figure(fig, path)
