@@ -102,6 +102,11 @@ def _as_scale(logit_scale: Union[float, Tensor], like: Tensor) -> Tensor:
                         device=like.device)
 
 
+def _cast(dtype: torch.dtype, *tensors: Optional[Tensor]) -> tuple:
+    """``tensors`` in ``dtype`` (None stays None)."""
+    return tuple(None if t is None else t.to(dtype) for t in tensors)
+
+
 def _activate(logits: Tensor, mode: str) -> Tensor:
     if mode == 'softmax':
         return logits.softmax(dim=1)
@@ -160,11 +165,29 @@ def pixel_text_attention(feats: Tensor,
         eps (float): Lower bound of the norms, as in ``F.normalize``.
 
     Returns:
-        Tensor: Activated maps [B, K, H, W].
+        Tensor: Activated maps [B, K, H, W], in the inputs' dtype; in
+        float32 under ``torch.autocast``, which upcasts the inputs. On the
+        CPU, float16/bfloat16 inputs are computed in float32.
     """
     global _warned_fallback
     scale = _as_scale(logit_scale, feats)
+    if isinstance(feats, Tensor) and torch.is_autocast_enabled(
+            feats.device.type):
+        # Mixed precision: the similarities feed the losses and the pseudo
+        # labels, so the op runs in float32 whatever autocast made of its
+        # inputs (like the losses autocast keeps in float32).
+        feats, text, scale, bias = _cast(torch.float32, feats, text, scale,
+                                         bias)
     _check_inputs(feats, text, scale, bias, mode)
+    out_dtype = feats.dtype
+    if feats.device.type == 'cpu' and out_dtype in (torch.float16,
+                                                    torch.bfloat16):
+        # the CPU kernels compute in float32 or float64: half-precision
+        # inputs are upcast, and the result cast back to their dtype
+        feats, text, scale, bias = _cast(torch.float32, feats, text, scale,
+                                         bias)
+        return pixel_text_attention(feats, text, scale, bias, mode,
+                                    eps).to(out_dtype)
     if not HAS_EXTENSION:
         if not _warned_fallback:
             print_log(

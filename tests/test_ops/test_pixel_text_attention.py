@@ -156,6 +156,44 @@ def test_non_contiguous_and_channels_last():
                                    msg=name)
 
 
+@pytest.mark.parametrize('dtype', [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize('mode', MODES)
+def test_cpu_half_inputs_computed_in_float32(mode, dtype):
+    """On the CPU, half-precision inputs are upcast to float32 for the
+    kernel: the result equals the float32 op on the rounded inputs, rounded
+    once to the input dtype, and the gradients come back in that dtype."""
+    inputs, grad = make_inputs(SHAPES[4], torch.float32)
+    low = [t.detach().to(dtype).requires_grad_(True) for t in inputs]
+    out, grads = forward_backward(pixel_text_attention, low, grad.to(dtype),
+                                  mode)
+    assert out.dtype == dtype and all(g.dtype == dtype for g in grads)
+    up = [t.detach().float().requires_grad_(True) for t in low]
+    ref_out, ref_grads = forward_backward(pixel_text_attention, up,
+                                          grad.to(dtype).float(), mode)
+    assert torch.equal(out, ref_out.to(dtype))
+    for g, r in zip(grads, ref_grads):
+        assert torch.equal(g, r.to(dtype))
+
+
+@pytest.mark.parametrize('mode', MODES)
+def test_autocast_runs_the_op_in_float32(mode):
+    """Under autocast (what mixed-precision training does), bfloat16
+    features from a convolution meet a float32 scale and bias: the op
+    upcasts them and returns float32, equal to the float32 op on the
+    upcast inputs; gradients reach the bfloat16 inputs."""
+    inputs, grad = make_inputs(SHAPES[2], torch.float32)
+    feats, text, scale, bias = (t.detach() for t in inputs)
+    feats_bf = feats.bfloat16().requires_grad_(True)
+    with torch.autocast('cpu', dtype=torch.bfloat16):
+        out = pixel_text_attention(feats_bf, text, scale, bias, mode)
+    assert out.dtype == torch.float32
+    expected = pixel_text_attention(feats_bf.detach().float(), text, scale,
+                                    bias, mode)
+    assert torch.equal(out, expected)
+    (g, ) = torch.autograd.grad((out * grad).sum(), [feats_bf])
+    assert g.dtype == torch.bfloat16 and torch.isfinite(g.float()).all()
+
+
 BAD_INPUTS = [
     ('feats rank', lambda f, t, s, b: (f[0], t, s, b), 'feats must be a 4-D'),
     ('text rank', lambda f, t, s, b: (f, t[0], s, b), 'text must be a 3-D'),
@@ -321,6 +359,7 @@ def _nvcc_command(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which('nvcc') is None, reason='nvcc not on PATH')
+@pytest.mark.slow  # about 40 s of nvcc
 def test_cuda_source_compiles_with_nvcc(tmp_path):
     proc = subprocess.run(_nvcc_command(tmp_path), capture_output=True,
                           text=True, timeout=600)
