@@ -23,6 +23,7 @@ from mmengine.logging import MMLogger
 from cps4.apis import (find_volumes, inference_volume, init_model,
                        output_paths, probs_path, save_prediction)
 from cps4.datasets.converters import DatasetFormatError
+from cps4.engine import to_memory_format
 
 
 def parse_args():
@@ -44,6 +45,12 @@ def parse_args():
                         'component per class')
     parser.add_argument('--overwrite', action='store_true',
                         help='replace existing masks (default: skip them)')
+    parser.add_argument('--amp', action='store_true',
+                        help='mixed precision (bfloat16 autocast on the CPU, '
+                        'float16 on CUDA); default: the config\'s '
+                        'test_cfg.fp16')
+    parser.add_argument('--channels-last', action='store_true',
+                        help='channels-last weights')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction,
                         help='config overrides, key=value')
     return parser.parse_args()
@@ -61,6 +68,8 @@ def main():
     outputs = output_paths(inputs, args.output)
     model = init_model(args.config, args.checkpoint, args.device,
                        args.cfg_options)
+    if args.channels_last:
+        to_memory_format(model, 'channels_last')
     failed = []
     for i, (src, dst) in enumerate(zip(inputs, outputs), 1):
         tag = f'[{i}/{len(inputs)}]'
@@ -73,7 +82,8 @@ def main():
         try:
             pred = inference_volume(model, src, batch_size=args.batch_size,
                                     slice_axis=args.slice_axis,
-                                    with_probs=args.save_probs)
+                                    with_probs=args.save_probs,
+                                    amp=True if args.amp else None)
             save_prediction(pred, dst,
                             probs_path(dst) if args.save_probs else None)
         except (DatasetFormatError, FileNotFoundError) as exc:

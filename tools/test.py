@@ -6,7 +6,8 @@ import os.path as osp
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cps4.utils import explained_registry_errors, init_cpu_dist
+from cps4.utils import (enable_channels_last, enable_mixed_precision,
+                        explained_registry_errors, init_cpu_dist)
 
 
 def parse_args():
@@ -25,6 +26,15 @@ def parse_args():
         '--show-dir',
         help='directory where painted images (image, ground truth, '
         'prediction) are saved')
+    parser.add_argument(
+        '--amp',
+        action='store_true',
+        help='mixed precision (bfloat16 autocast on the CPU, float16 on '
+        'CUDA): test_cfg.fp16=True')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='channels-last weights (MemoryFormatHook)')
     parser.add_argument(
         '--wait-time', type=float, default=2, help='the interval of show (s)')
     parser.add_argument(
@@ -73,6 +83,10 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    if args.amp:
+        enable_mixed_precision(cfg, train=False)
+    if args.channels_last:
+        enable_channels_last(cfg)
     if args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:

@@ -1,14 +1,13 @@
 """Train a segmentor from a config (stage 1, stage 2 or a baseline)."""
 import argparse
-import logging
 import os
 import os.path as osp
 
 from mmengine.config import Config, DictAction
-from mmengine.logging import print_log
 from mmengine.runner import Runner
 
-from cps4.utils import explained_registry_errors, init_cpu_dist
+from cps4.utils import (enable_channels_last, enable_mixed_precision,
+                        explained_registry_errors, init_cpu_dist)
 
 
 def parse_args():
@@ -26,7 +25,13 @@ def parse_args():
         '--amp',
         action='store_true',
         default=False,
-        help='enable automatic mixed precision training')
+        help='mixed precision: bfloat16 autocast on the CPU, float16 on '
+        'CUDA (MixedPrecisionOptimWrapper), validation too')
+    parser.add_argument(
+        '--channels-last',
+        action='store_true',
+        help='channels-last weights (MemoryFormatHook); with --amp the '
+        'fast CPU setting')
     parser.add_argument(
         '--tensorboard',
         action='store_true',
@@ -78,16 +83,9 @@ def main():
                                 osp.splitext(osp.basename(args.config))[0])
 
     if args.amp:
-        optim_wrapper = cfg.optim_wrapper.type
-        if optim_wrapper == 'AmpOptimWrapper':
-            print_log('AMP training is already enabled in your config.',
-                      logger='current', level=logging.WARNING)
-        else:
-            assert optim_wrapper == 'OptimWrapper', (
-                '`--amp` is only supported when the optimizer wrapper type is '
-                f'`OptimWrapper` but got {optim_wrapper}.')
-            cfg.optim_wrapper.type = 'AmpOptimWrapper'
-            cfg.optim_wrapper.loss_scale = 'dynamic'
+        enable_mixed_precision(cfg)
+    if args.channels_last:
+        enable_channels_last(cfg)
 
     if args.tensorboard:
         add_tensorboard(cfg)

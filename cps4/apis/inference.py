@@ -30,6 +30,7 @@ from mmengine.dataset import Compose, pseudo_collate
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
+from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 
 from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
@@ -40,6 +41,8 @@ from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
                                       intensity_window, read_meta,
                                       read_volume, reassemble_volume,
                                       strip_suffix, write_volume_like)
+from cps4.engine.hooks import to_memory_format
+from cps4.utils import memory_format_of
 
 PathLike = Union[str, os.PathLike]
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES
@@ -95,7 +98,8 @@ def init_model(config: Union[str, Config],
 
     The class names, palette, label values and slice axis of the training
     data (``model.dataset_meta``) come from the checkpoint's metadata, else
-    from the ``meta.json`` of the config's data root.
+    from the ``meta.json`` of the config's data root. A ``MemoryFormatHook``
+    in the config's ``custom_hooks`` converts the weights as in testing.
 
     Args:
         config (str | Config): Config file or object.
@@ -158,6 +162,9 @@ def init_model(config: Union[str, Config],
     model.dataset_meta = meta or {}
     model.cfg = cfg
     model.to(device)
+    memory_format = memory_format_of(cfg)
+    if memory_format is not None:
+        to_memory_format(model, memory_format)
     model.eval()
     return model
 
@@ -199,7 +206,8 @@ def inference_volume(model: nn.Module,
                      batch_size: int = 8,
                      slice_axis: Optional[int] = None,
                      with_probs: bool = False,
-                     progress: bool = True) -> VolumePrediction:
+                     progress: bool = True,
+                     amp: Optional[bool] = None) -> VolumePrediction:
     """Segment one volume slice by slice.
 
     Args:
@@ -210,6 +218,9 @@ def inference_volume(model: nn.Module,
             the converters' rule (the axis of largest spacing).
         with_probs (bool): Also return per-class probabilities.
         progress (bool): Show a progress bar.
+        amp (bool, optional): Run the network under mixed-precision
+            autocast (bfloat16 on the CPU). Defaults to the config's
+            ``test_cfg.fp16``.
 
     Returns:
         VolumePrediction: Class indices (and probabilities) in the input's
@@ -251,21 +262,26 @@ def inference_volume(model: nn.Module,
     labels: List[np.ndarray] = []
     probs: List[np.ndarray] = []
     bar = ProgressBar(n) if progress else None
+    if amp is None:
+        amp = bool((model.cfg.get('test_cfg') or {}).get('fp16', False))
+    device_type = next(model.parameters()).device.type
     with torch.no_grad():
         for batch in _batches(n, batch_size):
             data = pseudo_collate([
                 pipeline(dict(img=np.ascontiguousarray(image[i]),
                               slice_idx=i)) for i in batch
             ])
-            for sample in model.test_step(data):
+            with autocast(device_type=device_type, enabled=amp):
+                samples = model.test_step(data)
+            for sample in samples:
                 labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
                               .astype(np.uint8))
                 if with_probs:
                     if 'class_maps' in sample:
                         p = sample.class_maps.data
                     else:
-                        p = sample.seg_logits.data.softmax(0)
-                    probs.append(p.cpu().numpy().astype(np.float32))
+                        p = sample.seg_logits.data.float().softmax(0)
+                    probs.append(p.float().cpu().numpy())
             if bar is not None:
                 for _ in batch:
                     bar.update()

@@ -28,6 +28,7 @@ def soft_dice_loss(logits: torch.Tensor,
     Returns:
         Tensor: Scalar loss.
     """
+    logits = logits.float()  # also under mixed precision
     num_classes = logits.shape[1]
     valid = (target != ignore_index).unsqueeze(1).to(logits.dtype)
     probs = logits.softmax(dim=1) * valid

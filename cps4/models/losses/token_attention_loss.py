@@ -163,6 +163,7 @@ class TokenAttentionLoss(nn.Module):
             Tensor | dict[str, Tensor]: The weighted scalar loss, or the
             dict of weighted terms when ``return_terms`` is True.
         """
+        attn = attn.float()  # also under mixed precision
         if attn.dim() == 4:
             token_hw = attn.shape[2:] if token_hw is None else token_hw
             attn = attn.flatten(2)

@@ -175,8 +175,10 @@ class CPS4VLM(BaseSegmentor):
         t = text.unsqueeze(0).expand(b, -1, -1)  # [B, K, D]
         q = self.q_proj(t)
         k = self.k_proj(tokens)
+        # softmax in float32 also under mixed precision: attn is a target
+        # of the token loss
         attn = torch.softmax(
-            q @ k.transpose(1, 2) / math.sqrt(d), dim=-1)  # [B, K, N]
+            (q @ k.transpose(1, 2)).float() / math.sqrt(d), dim=-1)
         context = self.o_proj(attn @ self.v_proj(tokens))
         t_upd = t + self.gamma * context
 

@@ -167,7 +167,8 @@ class SemiBaseSegmentor(BaseSegmentor):
                 perturbation); needs a segmentor with ``decode_head``.
 
         Returns:
-            Tensor: (B, K, H, W) logits.
+            Tensor: (B, K, H, W) logits, in float32 also under mixed
+            precision (they feed the losses and the pseudo labels).
         """
         head = getattr(net, 'decode_head', None)
         if head is not None:
@@ -184,7 +185,7 @@ class SemiBaseSegmentor(BaseSegmentor):
                 f'{type(net).__name__} has none.')
         else:
             out = net._forward(inputs)
-        return resize(out, size=inputs.shape[2:], mode='bilinear',
+        return resize(out.float(), size=inputs.shape[2:], mode='bilinear',
                       align_corners=False)
 
     def predict_probs(self,

@@ -59,13 +59,14 @@ class BaseSSLStrategy:
         that pixels below the confidence threshold count as zero (not as
         absent), as in FixMatch and UniMatch.
         """
-        ce = F.cross_entropy(logits, target['labels'], reduction='none')
+        ce = F.cross_entropy(logits.float(), target['labels'],
+                             reduction='none')
         return (ce * target['weight']).sum() / target['weight'].numel()
 
     @staticmethod
     def masked_mse(logits: Tensor, target: dict) -> Tensor:
         """Squared error of softmax probabilities against soft targets."""
-        diff = (logits.softmax(1) - target['probs'])**2
+        diff = (logits.float().softmax(1) - target['probs'])**2
         w = target['weight'].unsqueeze(1)
         return (diff * w).sum() / (w.numel() * diff.shape[1])
 
