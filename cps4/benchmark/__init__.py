@@ -1,8 +1,8 @@
 """Benchmarks of whole methods (train + test over seeds and label ratios)."""
-from .ssl_benchmark import (METHODS, SCHEDULES, Cell, Method, Schedule,
-                            SSLBenchmark, plan_cells, results_table)
+from .ssl_benchmark import (METHODS, PRECISIONS, SCHEDULES, Cell, Method,
+                            Schedule, SSLBenchmark, plan_cells, results_table)
 
 __all__ = [
-    'METHODS', 'SCHEDULES', 'Cell', 'Method', 'Schedule', 'SSLBenchmark',
-    'plan_cells', 'results_table'
+    'METHODS', 'PRECISIONS', 'SCHEDULES', 'Cell', 'Method', 'Schedule',
+    'SSLBenchmark', 'plan_cells', 'results_table'
 ]

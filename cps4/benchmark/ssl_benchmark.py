@@ -38,9 +38,11 @@ from cps4.datasets.converters import (check_label_ratio, convert_dataset,
                                       write_splits)
 from cps4.datasets.converters.io import write_json_atomic
 from cps4.models.prompts import find_matching_prompt_file
+from cps4.utils import enable_channels_last, enable_mixed_precision
 from cps4.utils.atomic_file import atomic_file, save_figure
-from cps4.utils.sweep import (REPO_ROOT, class_dice, pseudo_label_summary,
-                              run_locked, train_and_test)
+from cps4.utils.sweep import (REPO_ROOT, class_dice, hold_lock,
+                              pseudo_label_summary, run_locked,
+                              train_and_test, val_metrics)
 
 STAGE1_CONFIG = 'configs/benchmark/cps4-vlm_r18_1xb4-1k_synthetic-128px.py'
 _SSL = 'unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px'
@@ -91,11 +93,20 @@ class Schedule:
         stage1_iters (int): Stage-1 training iterations.
         batch (int): Labelled slices per batch (an SSL batch adds as many
             unlabelled ones).
+        precision (str): Default precision of the cells, one of
+            :data:`PRECISIONS`.
     """
     img_size: int
     iters: int
     stage1_iters: int
     batch: int = 4
+    precision: str = 'fp32'
+
+
+#: ``fp32``: plain float32; ``bf16``: bfloat16 autocast
+#: (``MixedPrecisionOptimWrapper``, ``val_cfg/test_cfg.fp16``) with
+#: channels-last weights (``MemoryFormatHook``), the fast CPU setting.
+PRECISIONS = ('fp32', 'bf16')
 
 
 #: ``quick`` is the shortest schedule in which the UNet student leaves the
@@ -166,28 +177,34 @@ def prepare_data(data_root: str, layout: str, out_dir: str,
     """Convert ``data_root`` into ``out_dir`` once and write its splits.
 
     An existing conversion of the same source folder is reused; one of
-    another folder is refused.
+    another folder is refused. Conversion and splits happen under the lock
+    ``out_dir.lock``: a second benchmark process started on the same work
+    dir waits for the first one's conversion and then reuses it.
 
     Returns:
         dict: The converted dataset's ``meta.json``.
     """
     src = osp.abspath(data_root)
-    if osp.isfile(osp.join(out_dir, 'meta.json')):
-        meta = read_meta(out_dir)
-        if osp.abspath(meta.get('source_root', '')) != src:
-            raise ValueError(
-                f'{out_dir} holds a conversion of {meta.get("source_root")}, '
-                f'not of {src}; use another --work-dir')
-        print_log(f'reusing the converted data in {out_dir}',
-                  logger='current')
-    else:
-        print_log(f'converting {src} ({layout} layout) into {out_dir}',
-                  logger='current')
-        convert_dataset(src, out_dir, layout=layout, classes=classes,
-                        splits=False)
-    write_splits(out_dir, seeds=sorted(set(seeds)),
-                 label_ratios=sorted(set(ratios)))
-    return read_meta(out_dir)
+    os.makedirs(osp.dirname(osp.abspath(out_dir)), exist_ok=True)
+    with hold_lock(out_dir.rstrip('/') + '.lock', waiting_message=(
+            f'waiting for another process to convert {src}')):
+        if osp.isfile(osp.join(out_dir, 'meta.json')):
+            meta = read_meta(out_dir)
+            if osp.abspath(meta.get('source_root', '')) != src:
+                raise ValueError(
+                    f'{out_dir} holds a conversion of '
+                    f'{meta.get("source_root")}, not of {src}; use another '
+                    '--work-dir')
+            print_log(f'reusing the converted data in {out_dir}',
+                      logger='current')
+        else:
+            print_log(f'converting {src} ({layout} layout) into {out_dir}',
+                      logger='current')
+            convert_dataset(src, out_dir, layout=layout, classes=classes,
+                            splits=False)
+        write_splits(out_dir, seeds=sorted(set(seeds)),
+                     label_ratios=sorted(set(ratios)))
+        return read_meta(out_dir)
 
 
 def choose_prompt_file(classes: Sequence[str], work_dir: str,
@@ -284,7 +301,8 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
                 schedule: Schedule, stage1: bool = False,
                 prompt_file: Optional[str] = None,
                 vlm: Optional[Tuple[str, str]] = None,
-                predict_on: Optional[str] = None) -> Config:
+                predict_on: Optional[str] = None,
+                precision: Optional[str] = None) -> Config:
     """The config of one cell, built from a method's template.
 
     Args:
@@ -299,7 +317,13 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
             stage-1 VLM, for CPS4 cells.
         predict_on (str, optional): ``semi_test_cfg.predict_on`` of an SSL
             config.
+        precision (str, optional): One of :data:`PRECISIONS`. Defaults to
+            the schedule's.
     """
+    precision = precision or schedule.precision
+    if precision not in PRECISIONS:
+        raise ValueError(f'unknown precision {precision!r}; choose from '
+                         f'{PRECISIONS}')
     cfg = Config.fromfile(osp.join(REPO_ROOT, template))
     for ds in _datasets(cfg):
         ds.update(data_root=data_root, split=split)
@@ -319,6 +343,9 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
         cfg.model.vlm.update(config=vlm[0], checkpoint=vlm[1])
     if predict_on is not None and 'semi_test_cfg' in cfg.model:
         cfg.model.semi_test_cfg['predict_on'] = predict_on
+    if precision == 'bf16':
+        enable_mixed_precision(cfg)
+        enable_channels_last(cfg)
     return cfg
 
 
@@ -341,6 +368,16 @@ def _dice(metrics: dict) -> Tuple[float, Dict[str, Optional[float]]]:
     return metrics['mDice'], class_dice(metrics)
 
 
+def _val_record(folder: str, predict_on: str) -> dict:
+    """``val`` (the last validation metrics of the run) and ``val_dice``
+    (the val mDice of the network the cell is tested with)."""
+    val = val_metrics(folder)
+    if val is None:
+        return dict(val=None, val_dice=None)
+    dice = val.get('mDice', val.get(f'{predict_on}/mDice'))
+    return dict(val=val, val_dice=dice)
+
+
 class SSLBenchmark:
     """Run a methods x ratios x seeds benchmark in one work dir.
 
@@ -360,6 +397,8 @@ class SSLBenchmark:
         prompt_file (str, optional): Stage-1 prompt file.
         cps4_config (str, optional): Template of the ``cps4`` method
             (default: CPS4 on Mean Teacher).
+        precision (str, optional): One of :data:`PRECISIONS`; defaults to
+            the schedule's. A work dir holds cells of one precision.
     """
 
     def __init__(self, work_dir: str, data_root: str, layout: str,
@@ -368,10 +407,15 @@ class SSLBenchmark:
                  test_root: Optional[str] = None,
                  classes: Optional[str] = None,
                  prompt_file: Optional[str] = None,
-                 cps4_config: Optional[str] = None) -> None:
+                 cps4_config: Optional[str] = None,
+                 precision: Optional[str] = None) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f'unknown schedule {schedule!r}; choose from '
                              f'{sorted(SCHEDULES)}')
+        self.precision = precision or SCHEDULES[schedule].precision
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {self.precision!r}; choose '
+                             f'from {PRECISIONS}')
         self.work_dir = osp.abspath(work_dir)
         self.data_root, self.layout = data_root, layout
         self.methods, self.ratios = list(methods), list(ratios)
@@ -420,25 +464,54 @@ class SSLBenchmark:
         return len(split['labelled'])
 
     # -- cells -----------------------------------------------------------
+    def _stage1_folder(self, ratio: float, seed: int) -> str:
+        return osp.join(self.work_dir, 'stage1', f'{format_pct(ratio)}pct',
+                        f'seed{seed}')
+
+    def _stage1_config(self, ratio: float, seed: int) -> Config:
+        return cell_config(STAGE1_CONFIG, self.train_dir,
+                           self._split(ratio, seed), self.num_classes,
+                           self.schedule, stage1=True,
+                           prompt_file=self.prompt, precision=self.precision)
+
+    def _cell_config(self, cell: Cell,
+                     vlm: Optional[Tuple[str, str]]) -> Config:
+        method = self.method_table[cell.method]
+        return cell_config(method.config, self.train_dir,
+                           self._split(cell.ratio, cell.seed),
+                           self.num_classes, self.schedule, vlm=vlm,
+                           predict_on=method.predict_on,
+                           precision=self.precision)
+
     def stage1(self, ratio: float, seed: int) -> Tuple[Optional[dict], str]:
         """Train (or reuse) the stage-1 VLM of one split."""
-        folder = osp.join(self.work_dir, 'stage1',
-                          f'{format_pct(ratio)}pct', f'seed{seed}')
+        folder = self._stage1_folder(ratio, seed)
 
         def run():
-            cfg = cell_config(STAGE1_CONFIG, self.train_dir,
-                              self._split(ratio, seed), self.num_classes,
-                              self.schedule, stage1=True,
-                              prompt_file=self.prompt)
             metrics, ckpt, train_s, test_s = _train_test(
-                cfg, folder, seed, [])
+                self._stage1_config(ratio, seed), folder, seed, [])
             dice, per_class = _dice(metrics)
             return dict(config=osp.join(folder, 'config.py'),
                         checkpoint=ckpt, dice_mean=dice,
                         dice_per_class=per_class, train_s=round(train_s, 1),
-                        test_s=round(test_s, 1))
+                        test_s=round(test_s, 1), precision=self.precision,
+                        val=val_metrics(folder))
 
-        return run_locked(folder, osp.join(folder, 'result.json'), run)
+        return self._checked(
+            run_locked(folder, osp.join(folder, 'result.json'), run), folder)
+
+    def _checked(self, outcome: Tuple[Optional[dict], str],
+                 folder: str) -> Tuple[Optional[dict], str]:
+        """Refuse a finished run of another precision (older records
+        without the key are fp32)."""
+        record, state = outcome
+        if record is not None and record.get('precision',
+                                             'fp32') != self.precision:
+            raise ValueError(
+                f'{folder} was run in {record.get("precision", "fp32")}, '
+                f'this benchmark runs {self.precision}; use another '
+                '--work-dir per precision')
+        return outcome
 
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
@@ -456,12 +529,9 @@ class SSLBenchmark:
             stage1_s = s1['train_s']
 
         def run():
-            cfg = cell_config(method.config, self.train_dir,
-                              self._split(cell.ratio, cell.seed),
-                              self.num_classes, self.schedule, vlm=vlm,
-                              predict_on=method.predict_on)
             metrics, ckpt, train_s, test_s = _train_test(
-                cfg, folder, cell.seed, self.test_options)
+                self._cell_config(cell, vlm), folder, cell.seed,
+                self.test_options)
             dice, per_class = _dice(metrics)
             record = dict(
                 method=cell.method, label_ratio=cell.ratio, seed=cell.seed,
@@ -471,7 +541,8 @@ class SSLBenchmark:
                 schedule=self.schedule_name, config=method.config,
                 split=self._split(cell.ratio, cell.seed),
                 test_set='test-root' if self.test_root else 'split test',
-                checkpoint=ckpt)
+                checkpoint=ckpt, precision=self.precision)
+            record.update(_val_record(folder, method.predict_on))
             if method.stage1:
                 record['stage1_train_s'] = stage1_s
             pseudo_labels = pseudo_label_summary(folder)
@@ -479,7 +550,42 @@ class SSLBenchmark:
                 record['pseudo_labels'] = pseudo_labels
             return record
 
-        return run_locked(folder, result_path, run)
+        return self._checked(run_locked(folder, result_path, run), folder)
+
+    def write_configs(self) -> List[str]:
+        """Write the config of every stage-1 run and cell; train nothing.
+
+        A CPS4 cell's config points at the checkpoint its stage-1 run will
+        write (``iter_<stage1_iters>.pth``). Useful to read what a cell
+        runs, or to time it with
+        ``tools/analysis/benchmark_train_throughput.py``.
+
+        Returns:
+            list[str]: The files written.
+        """
+        self.prepare()
+        written = []
+
+        def dump(cfg: Config, folder: str) -> None:
+            os.makedirs(folder, exist_ok=True)
+            cfg.dump(osp.join(folder, 'config.py'))
+            written.append(osp.join(folder, 'config.py'))
+
+        stage1_done = set()
+        for cell in self.cells:
+            vlm = None
+            if self.method_table[cell.method].stage1:
+                folder = self._stage1_folder(cell.ratio, cell.seed)
+                if folder not in stage1_done:
+                    dump(self._stage1_config(cell.ratio, cell.seed), folder)
+                    stage1_done.add(folder)
+                vlm = (osp.join(folder, 'config.py'),
+                       osp.join(folder,
+                                f'iter_{self.schedule.stage1_iters}.pth'))
+            dump(self._cell_config(cell, vlm), cell.folder(self.work_dir))
+        for path in written:
+            print_log(f'wrote {path}', logger='current')
+        return written
 
     def run(self) -> List[dict]:
         """Run every cell (skipping finished ones) and write the results."""
@@ -538,8 +644,13 @@ class SSLBenchmark:
         """``results.json``, ``results.md`` and ``dice_vs_ratio.png``."""
         write_json_atomic(osp.join(self.work_dir, 'results.json'), records)
         table = results_table(records, self.methods, self.ratios)
-        details = ('\n## Dice per class (mean over seeds)\n\n'
-                   + per_class_table(records, self.methods, self.ratios))
+        details = (
+            '\n## Val mDice (val cases of each split; the network each cell '
+            'is tested with)\n\n'
+            + results_table(records, self.methods, self.ratios,
+                            key='val_dice')
+            + '\n## Dice per class (mean over seeds)\n\n'
+            + per_class_table(records, self.methods, self.ratios))
         pl = pseudo_label_table(records)
         if pl:
             details += '\n## Pseudo labels (last training iterations)\n\n' + pl
@@ -561,9 +672,14 @@ def _mean_std(vals: Sequence[float]) -> str:
 
 
 def results_table(records: Sequence[dict], methods: Sequence[str],
-                  ratios: Sequence[float]) -> str:
+                  ratios: Sequence[float], key: str = 'dice_mean') -> str:
     """Markdown table: methods x ratios, Dice mean +- sample std over seeds,
-    with the number of labelled cases per ratio."""
+    with the number of labelled cases per ratio.
+
+    Args:
+        key (str): The record's value to tabulate: ``dice_mean`` (test) or
+            ``val_dice``; records without it are left out.
+    """
     n_lab = {}
     for r in records:
         n_lab.setdefault(r['label_ratio'], set()).add(r['n_labelled_cases'])
@@ -579,8 +695,9 @@ def results_table(records: Sequence[dict], methods: Sequence[str],
     for m in methods:
         cells = []
         for ratio in ratios:
-            vals = [r['dice_mean'] for r in records
-                    if r['method'] == m and r['label_ratio'] == ratio]
+            vals = [r[key] for r in records
+                    if r['method'] == m and r['label_ratio'] == ratio
+                    and r.get(key) is not None]
             cells.append(_mean_std(vals))
         lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'

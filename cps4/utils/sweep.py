@@ -15,9 +15,11 @@ import os.path as osp
 import subprocess
 import sys
 import time
-from typing import Callable, List, Optional, Sequence, Tuple
+from contextlib import contextmanager
+from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from cps4.datasets.converters.io import write_json_atomic
 
@@ -70,6 +72,34 @@ def test_metrics(test_dir: str) -> dict:
         return json.load(f)
 
 
+def val_metrics(run_dir: str) -> Optional[dict]:
+    """The last validation metrics a training run in ``run_dir`` logged.
+
+    Read from mmengine's ``<timestamp>/vis_data/scalars.json`` (newest run
+    first): the last record holding an ``mDice`` key (``mDice``, or
+    ``teacher/mDice`` and ``student/mDice`` from ``TeacherStudentValLoop``).
+
+    Returns:
+        dict | None: The metrics (NaN, a class absent from every val
+        volume, as None) and ``val_iter``, the iteration they were logged
+        at; None when no validation was logged.
+    """
+    for path in sorted(glob.glob(osp.join(run_dir, '*', 'vis_data',
+                                          'scalars.json')), reverse=True):
+        last = None
+        with open(path) as f:
+            for line in f:
+                record = json.loads(line)
+                if any(k.split('/')[-1] == 'mDice' for k in record):
+                    last = record
+        if last is not None:
+            out = {k: (None if v != v else v) for k, v in last.items()
+                   if k not in ('step', 'time', 'data_time')}
+            out['val_iter'] = last.get('step')
+            return out
+    return None
+
+
 def class_dice(metrics: dict) -> dict:
     """Per-class volume Dice from a test-metric dict (``Dice.<class>`` keys).
 
@@ -113,6 +143,29 @@ def acquire_lock(lock_path: str) -> bool:
             f.write(str(os.getpid()))
         return True
     return False
+
+
+@contextmanager
+def hold_lock(lock_path: str, poll_s: float = 1.0,
+              waiting_message: Optional[str] = None) -> Iterator[None]:
+    """Hold ``lock_path`` (see :func:`acquire_lock`) for the ``with`` block,
+    waiting while another live process holds it.
+
+    Args:
+        lock_path (str): Lock file; its folder must exist.
+        poll_s (float): Seconds between attempts.
+        waiting_message (str, optional): Logged once when the lock is busy.
+    """
+    told = False
+    while not acquire_lock(lock_path):
+        if waiting_message and not told:
+            print_log(waiting_message, logger='current')
+            told = True
+        time.sleep(poll_s)
+    try:
+        yield
+    finally:
+        os.remove(lock_path)
 
 
 def dataset_overrides(config: str, key: str, value) -> List[str]:

@@ -35,6 +35,7 @@ def run_bench(raw, work, seeds='0', extra=()):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow
 def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     work = tmp_path / 'bench'
     run_bench(tiny_raw, work)
@@ -44,6 +45,12 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     for r in records:
         assert RECORD_KEYS <= set(r), r.keys()
         assert 0 <= r['dice_mean'] <= 100
+        assert r['precision'] == 'fp32'
+        # the val mDice of the network the cell tests with, at the last
+        # iteration: the student of the SSL cell (predict_on='student')
+        assert r['val']['val_iter'] == 4
+        key = 'mDice' if r['method'] == 'sup' else 'student/mDice'
+        assert r['val_dice'] == r['val'][key]
         assert r['n_labelled_cases'] == 2  # half of the 4-case pool
         assert r['train_s'] > 0 and r['test_s'] > 0
         assert len(r['dice_per_class']) == 19  # units, no background
@@ -60,6 +67,7 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert '50% (2 cases)' in table
     assert '| L4 |' in table  # per-class section
     assert '| cps4 | 50% | 0 |' in table  # pseudo-label section
+    assert '## Val mDice' in table
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
@@ -195,3 +203,87 @@ def test_test_root_covers_every_case(tiny_raw, tmp_path):
         pipeline=[])
     cases = {ds.get_data_info(i)['case_id'] for i in range(len(ds))}
     assert len(cases) == 6  # every case of the test root, not a split's
+
+
+def test_two_copies_on_one_empty_work_dir_convert_once(tiny_raw, tmp_path):
+    """Started together, the second copy waits for the first one's
+    conversion instead of failing on the half-written folder."""
+    work = tmp_path / 'bench'
+    cmd = [sys.executable, str(REPO_ROOT / 'tools/benchmark/ssl_benchmark.py'),
+           '--data-root', str(tiny_raw), '--layout', 'nnunet', '--methods',
+           'sup,cps4', '--label-ratios', '0.5', '--seeds', '0', '--schedule',
+           'tiny', '--work-dir', str(work), '--configs-only']
+    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    logs = [p.communicate(timeout=600)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], logs[0][-2000:] + \
+        logs[1][-2000:]
+    both = ''.join(logs)
+    assert both.count('(nnunet layout) into') == 1, both[-3000:]
+    assert 'reusing the converted data' in both
+    assert not (work / 'data/train.lock').exists()
+    meta = json.loads((work / 'data/train/meta.json').read_text())
+    assert len(meta['classes']) == 20
+    # --configs-only wrote every config and trained nothing
+    for rel in ('cells/sup/50pct/seed0', 'cells/cps4/50pct/seed0',
+                'stage1/50pct/seed0'):
+        assert (work / rel / 'config.py').is_file()
+    assert not list(work.glob('**/*.pth')) and \
+        not list(work.glob('**/result.json'))
+    cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
+    assert cfg.model.vlm.checkpoint == str(
+        work / 'stage1/50pct/seed0/iter_4.pth')
+
+
+def test_bf16_precision_sets_the_fast_switches():
+    fp32 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
+                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       precision='fp32')
+    assert fp32.optim_wrapper.type == 'OptimWrapper'
+    assert not any(h['type'] == 'MemoryFormatHook'
+                   for h in fp32.custom_hooks)
+    bf16 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
+                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       precision='bf16')
+    assert bf16.optim_wrapper.type == 'MixedPrecisionOptimWrapper'
+    assert bf16.val_cfg.fp16 and bf16.test_cfg.fp16
+    assert bf16.custom_hooks[-1] == dict(type='MemoryFormatHook',
+                                         memory_format='channels_last')
+    with pytest.raises(ValueError, match='unknown precision'):
+        cell_config(METHODS['sup'].config, '/d', 's.json', 6,
+                    SCHEDULES['quick'], precision='fp8')
+
+
+def test_a_work_dir_holds_one_precision(tiny_raw, tmp_path):
+    from cps4.benchmark import SSLBenchmark
+    work = tmp_path / 'w'
+    done = work / 'cells/sup/50pct/seed0/result.json'
+    done.parent.mkdir(parents=True)
+    done.write_text(json.dumps(dict(method='sup', label_ratio=0.5, seed=0,
+                                    dice_mean=10.0)))  # an older fp32 record
+    bench = SSLBenchmark(str(work), str(tiny_raw), 'nnunet', ['sup'], [0.5],
+                         [0], 'tiny', precision='bf16')
+    bench.prepare()
+    with pytest.raises(ValueError, match='was run in fp32.*another '
+                       '--work-dir per precision'):
+        bench.run_cell(Cell('sup', 0.5, 0))
+
+
+def test_val_table_and_val_metrics(tmp_path):
+    from cps4.utils.sweep import val_metrics
+    run = tmp_path / 'run' / '20260101_000000' / 'vis_data'
+    run.mkdir(parents=True)
+    lines = [dict(loss=1.0, step=1),
+             {'teacher/mDice': 40.0, 'student/mDice': 45.0, 'step': 4},
+             dict(loss=0.5, step=5)]
+    (run / 'scalars.json').write_text(
+        '\n'.join(json.dumps(x) for x in lines) + '\n')
+    assert val_metrics(str(tmp_path / 'run')) == {
+        'teacher/mDice': 40.0, 'student/mDice': 45.0, 'val_iter': 4}
+    assert val_metrics(str(tmp_path / 'none')) is None
+    recs = [dict(method='sup', label_ratio=0.1, seed=s, n_labelled_cases=2,
+                 dice_mean=50.0, val_dice=v)
+            for s, v in enumerate([60.0, 70.0, None])]
+    table = results_table(recs, ['sup'], [0.1], key='val_dice')
+    assert '| sup | 65.00 +- 7.07 |' in table

@@ -18,7 +18,7 @@ import sys
 
 from mmengine.logging import MMLogger, print_log
 
-from cps4.benchmark import METHODS, SCHEDULES, SSLBenchmark
+from cps4.benchmark import METHODS, PRECISIONS, SCHEDULES, SSLBenchmark
 from cps4.datasets.converters import LAYOUTS
 
 
@@ -64,6 +64,13 @@ def parse_args(argv=None):
     parser.add_argument('--cps4-config',
                         help='template config of the cps4 method (default: '
                         'CPS4 on Mean Teacher)')
+    parser.add_argument(
+        '--precision', choices=PRECISIONS,
+        help='fp32, or bf16 (bfloat16 autocast + channels-last weights); '
+        'default: the schedule\'s. One precision per --work-dir')
+    parser.add_argument('--configs-only', action='store_true',
+                        help='only convert the data and write every cell\'s '
+                        'config.py; train nothing')
     parser.add_argument('--summary-only', action='store_true',
                         help='only write results.json/.md and the plot from '
                         'the cells finished so far; train nothing')
@@ -78,9 +85,12 @@ def main(argv=None):
             args.work_dir, args.data_root, args.layout, args.methods,
             args.label_ratios, args.seeds, args.schedule,
             test_root=args.test_root, classes=args.classes,
-            prompt_file=args.prompt_file, cps4_config=args.cps4_config)
+            prompt_file=args.prompt_file, cps4_config=args.cps4_config,
+            precision=args.precision)
         if args.summary_only:
             bench.summarize()
+        elif args.configs_only:
+            bench.write_configs()
         else:
             bench.run()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
