@@ -60,6 +60,7 @@ def _scope():
     init_default_scope('mmseg')
 
 
+@pytest.mark.slow  # about a minute: two full runs and a kill
 def test_sigkill_then_resume_ends_like_an_uninterrupted_run(
         tiny_sup_config, tmp_path):
     # 150 iterations: enough for a non-zero test Dice

@@ -5,6 +5,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
@@ -53,6 +54,7 @@ def test_two_process_training_and_test(tiny_sup_config, tmp_path):
     assert 'mDice' in log
 
 
+@pytest.mark.slow  # about 25 s; the supervised 2-process test stays in make test
 def test_two_process_semi_supervised_training(tiny_spine_root, tmp_path):
     """Mean Teacher (EMA hook, pseudo-label hooks) under the DDP wrapper."""
     cfg = Config.fromfile(

@@ -5,6 +5,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 BASE_CFG = REPO_ROOT / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py'
 TINY_CFG = """
@@ -36,6 +38,7 @@ def run_sweep(cfg, work, seeds, *extra):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # about 40 s of subprocess training
 def test_sweep_writes_records_and_resumes(tiny_spine_root, tmp_path):
     cfg = tmp_path / 'tiny_sup.py'
     cfg.write_text(TINY_CFG.format(base=BASE_CFG, root=tiny_spine_root))
