@@ -644,23 +644,27 @@ class SSLBenchmark:
         """``results.json``, ``results.md`` and ``dice_vs_ratio.png``."""
         write_json_atomic(osp.join(self.work_dir, 'results.json'), records)
         table = results_table(records, self.methods, self.ratios)
-        details = (
+        shown = (
             '\n## Val mDice (val cases of each split; the network each cell '
             'is tested with)\n\n'
             + results_table(records, self.methods, self.ratios,
-                            key='val_dice')
-            + '\n## Dice per class (mean over seeds)\n\n'
-            + per_class_table(records, self.methods, self.ratios))
+                            key='val_dice'))
+        diff = difference_table(records, self.methods, self.ratios)
+        if diff:
+            shown += ('\n## Difference to sup, paired by seed (test; val '
+                      'in brackets)\n\n' + diff)
         pl = pseudo_label_table(records)
         if pl:
-            details += '\n## Pseudo labels (last training iterations)\n\n' + pl
+            shown += '\n## Pseudo labels (last training iterations)\n\n' + pl
+        per_class = ('\n## Dice per class (mean over seeds)\n\n'
+                     + per_class_table(records, self.methods, self.ratios))
         with atomic_file(osp.join(self.work_dir, 'results.md')) as tmp:
             with open(tmp, 'w') as f:
-                f.write(table + details)
+                f.write(table + shown + per_class)
         if records:
             plot_dice_vs_ratio(records, self.methods,
                                osp.join(self.work_dir, 'dice_vs_ratio.png'))
-        print_log('\n' + table, logger='current')
+        print_log('\n' + table + shown, logger='current')
 
 
 def _mean_std(vals: Sequence[float]) -> str:
@@ -699,6 +703,45 @@ def results_table(records: Sequence[dict], methods: Sequence[str],
                     if r['method'] == m and r['label_ratio'] == ratio
                     and r.get(key) is not None]
             cells.append(_mean_std(vals))
+        lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines) + '\n'
+
+
+def difference_table(records: Sequence[dict], methods: Sequence[str],
+                     ratios: Sequence[float], reference: str = 'sup') -> str:
+    """Markdown table: each method minus ``reference``, paired by seed.
+
+    A cell reads ``+3.10 (+2.50), 2/3 seeds``: the mean over the seeds both
+    ran of the test mDice difference, the same for val mDice in brackets,
+    and on how many of those seeds the method's test mDice is higher. Empty
+    when ``reference`` was not run.
+    """
+    by_key = {(r['method'], r['label_ratio'], r['seed']): r for r in records}
+    others = [m for m in methods if m != reference]
+    if reference not in methods or not others:
+        return ''
+    ratios = sorted(ratios)
+    lines = ['| method | ' + ' | '.join(f'{format_pct(r)}%' for r in ratios)
+             + ' |', '| --- |' + ' --- |' * len(ratios)]
+    for m in others:
+        cells = []
+        for ratio in ratios:
+            pairs = [(r, by_key[(reference, ratio, r['seed'])])
+                     for r in records
+                     if r['method'] == m and r['label_ratio'] == ratio
+                     and (reference, ratio, r['seed']) in by_key]
+            if not pairs:
+                cells.append('-')
+                continue
+            test = [a['dice_mean'] - b['dice_mean'] for a, b in pairs]
+            val = [a['val_dice'] - b['val_dice'] for a, b in pairs
+                   if a.get('val_dice') is not None
+                   and b.get('val_dice') is not None]
+            text = f'{statistics.mean(test):+.2f}'
+            if val:
+                text += f' ({statistics.mean(val):+.2f})'
+            better = sum(d > 0 for d in test)
+            cells.append(f'{text}, {better}/{len(test)} seeds')
         lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 

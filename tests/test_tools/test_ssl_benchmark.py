@@ -287,3 +287,18 @@ def test_val_table_and_val_metrics(tmp_path):
             for s, v in enumerate([60.0, 70.0, None])]
     table = results_table(recs, ['sup'], [0.1], key='val_dice')
     assert '| sup | 65.00 +- 7.07 |' in table
+
+
+def test_difference_table_pairs_seeds():
+    from cps4.benchmark.ssl_benchmark import difference_table
+
+    def rec(method, seed, test, val):
+        return dict(method=method, label_ratio=0.1, seed=seed,
+                    n_labelled_cases=2, dice_mean=test, val_dice=val)
+
+    recs = [rec('sup', 0, 50.0, 55.0), rec('sup', 1, 60.0, 58.0),
+            rec('cps4', 0, 56.0, 60.0), rec('cps4', 1, 59.0, 61.0),
+            rec('cps4', 2, 90.0, 90.0)]  # seed 2 has no sup: left out
+    table = difference_table(recs, ['sup', 'cps4'], [0.1])
+    assert '| cps4 | +2.50 (+4.00), 1/2 seeds |' in table
+    assert difference_table(recs, ['cps4'], [0.1]) == ''
