@@ -1,71 +1,73 @@
 #!/usr/bin/env bash
-# `make demo`: the whole CPS4 pipeline on synthetic data, sized for a CPU.
-#   1. generate and convert the synthetic spine data (when absent);
-#   2. stage 1: pretrain the vision-text model on the labelled 5%;
-#   3. stage 2: supervised-only and CPS4 (on top of FixMatch, agreement
-#      fusion) with the same batches and schedule;
-#   4. test both on the test cases and print their volume Dice side by side.
-#      The runs are short, so the student is scored: the EMA teacher
-#      (momentum 0.01) still lags it after a few hundred iterations.
-# Iterations are cut (DEMO_ITERS_STAGE1, DEMO_ITERS_STAGE2) to fit in about
-# ten minutes on 2 cores; the full settings are the configs' own.
+# `make demo`: CPS4 against supervised-only training on synthetic spine data,
+# sized for a 2-core CPU.
+#   1. generate the synthetic spine volumes (when absent);
+#   2. the SSL benchmark trains and tests the supervised baseline and, side
+#      by side, stage 1 (the vision-text model), one core each; then CPS4 on
+#      Mean Teacher on both cores; same labelled case, batches and schedule
+#      (`--schedule demo`, chosen on the synthetic val cases,
+#      docs/results.md);
+#   3. print test and val mDice of both, CPS4's difference to supervised
+#      training and the Dice of the teacher, VLM and fused pseudo labels
+#      against the hidden labels of the unlabelled slices.
+# Follow a run with `tail -f work_dirs/demo/cells/*/*/seed0/train.log`.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PY=${PY:-.venv/bin/python}
 WORK_DIR=${WORK_DIR:-work_dirs/demo}
-IT1=${DEMO_ITERS_STAGE1:-300}
-IT2=${DEMO_ITERS_STAGE2:-250}
-RAW=data/synthetic_raw
-DATA=data/synthetic
-VLM_CFG=configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py
-T=unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py
-SUP_CFG=configs/ssl/sup-only_$T
-CPS4_CFG=configs/cps4/cps4-fixmatch_${T%.py}_agreement.py
-
-schedule() {  # iterations -> schedule overrides (warm-up: a tenth)
-  local warm=$(( $1 / 10 > 0 ? $1 / 10 : 1 ))
-  echo "train_cfg.max_iters=$1 train_cfg.val_interval=$1" \
-    "param_scheduler.0.end=$warm param_scheduler.1.begin=$warm" \
-    "param_scheduler.1.end=$1 default_hooks.checkpoint.interval=$1" \
-    "default_hooks.checkpoint.save_best=None"
-}
+RAW=${RAW:-data/synthetic_raw}
+RATIO=${RATIO:-0.05}
 
 start=$(date +%s)
-[ -f "$RAW/dataset.json" ] || "$PY" tools/dataset_converters/synthetic.py "$RAW"
-[ -f "$DATA/meta.json" ] || "$PY" tools/dataset_converters/nnunet.py "$RAW" "$DATA"
+[ -f "$RAW/dataset.json" ] ||
+  "$PY" tools/dataset_converters/synthetic.py "$RAW" --no-progress
+mkdir -p "$WORK_DIR"
+bench=("$PY" tools/benchmark/ssl_benchmark.py --data-root "$RAW"
+       --layout nnunet --label-ratios "$RATIO" --seeds 0 --schedule demo
+       --work-dir "$WORK_DIR")
 
-echo "[demo] stage 1: vision-text model, $IT1 iterations"
-"$PY" tools/train.py "$VLM_CFG" --work-dir "$WORK_DIR/stage1" \
-  --cfg-options $(schedule "$IT1")
-vlm_ckpt=$(cat "$WORK_DIR/stage1/last_checkpoint")
+# Phase 1: supervised training and stage 1 (the vision-text model) side by
+# side, one core each; phase 2: CPS4's stage 2 alone on both cores.
+run() {  # run TAG THREADS ARGS...: one benchmark copy, output prefixed
+  local tag=$1 threads=$2
+  shift 2
+  OMP_NUM_THREADS=$threads "${bench[@]}" "$@" \
+    > >(sed -u "s/^/[demo $tag] /") 2>&1
+}
+echo "[demo] phase 1: supervised-only and CPS4 stage 1, one core each"
+run sup 1 --methods sup &
+sup_pid=$!
+sleep 2  # the first copy converts the data, the second waits for it
+run stage1 1 --methods cps4 --stage1-only &
+stage1_pid=$!
+status=0
+wait "$sup_pid" || status=$?
+wait "$stage1_pid" || status=$?
+if [ "$status" -eq 0 ]; then
+  echo "[demo] phase 2: CPS4 stage 2 (Mean Teacher + VLM pseudo labels), two cores"
+  # sup is finished: listing it makes this copy's tables hold both methods
+  run cps4 2 --methods sup,cps4 || status=$?
+fi
+if [ "$status" -ne 0 ]; then
+  echo "[demo] a benchmark copy failed (exit $status); logs in $WORK_DIR" >&2
+  exit "$status"
+fi
 
-for name in sup cps4; do
-  if [ "$name" = sup ]; then cfg=$SUP_CFG; extra=""; else
-    cfg=$CPS4_CFG; extra="model.vlm.checkpoint=$vlm_ckpt"; fi
-  echo "[demo] stage 2: $name, $IT2 iterations"
-  "$PY" tools/train.py "$cfg" --work-dir "$WORK_DIR/$name" \
-    --cfg-options $(schedule "$IT2") $extra
-  "$PY" tools/test.py "$cfg" "$(cat "$WORK_DIR/$name/last_checkpoint")" \
-    --work-dir "$WORK_DIR/$name/test" \
-    --cfg-options model.semi_test_cfg.predict_on=student $extra
-done
+"$PY" - "$WORK_DIR/results.json" <<'PYEOF'
+import json
+import sys
 
-"$PY" - "$WORK_DIR" <<'PYEOF'
-import glob, json, os.path as osp, sys
-work = sys.argv[1]
-def metrics(name):
-    files = sorted(f for f in glob.glob(osp.join(work, name, 'test', '*', '*.json'))
-                   if osp.basename(osp.dirname(f)) + '.json' == osp.basename(f))
-    return json.load(open(files[-1]))
-sup, cps4 = metrics('sup'), metrics('cps4')
-quality = osp.join(work, 'cps4', 'pseudo_label_quality.json')
-print('\n[demo] test volume Dice of the students (synthetic, 5% labelled '
-      'cases, 128 px)')
-print(f"  supervised only            : mDice {sup['mDice']:.2f}")
-print(f"  CPS4 (FixMatch + agreement): mDice {cps4['mDice']:.2f}")
-if osp.isfile(quality):
-    q = json.load(open(quality))['summary']
-    print('  CPS4 pseudo labels vs hidden labels (last 100 iterations): '
-          + ', '.join(f'{k} {v:.3f}' for k, v in sorted(q.items())))
+records = {r['method']: r for r in json.load(open(sys.argv[1]))}
+sup, cps4 = records['sup']['dice_mean'], records['cps4']['dice_mean']
+print(f'[demo] test mDice: supervised only {sup:.2f}, CPS4 {cps4:.2f} '
+      f'(val: {records["sup"]["val_dice"]:.2f}, '
+      f'{records["cps4"]["val_dice"]:.2f})')
+if cps4 > sup:
+    print(f'[demo] CPS4 is {cps4 - sup:.2f} points above supervised-only')
+else:
+    print(f'[demo] CPS4 is NOT above supervised-only here ({cps4 - sup:+.2f}):'
+          ' in a schedule that fits a few minutes of CPU the student and '
+          'the vision-text model stay weak; docs/results.md (section "make '
+          'demo") shows what was tried and where CPS4 does help')
 PYEOF
 echo "[demo] finished in $(( $(date +%s) - start )) s; outputs in $WORK_DIR"

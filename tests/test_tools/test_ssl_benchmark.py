@@ -38,7 +38,14 @@ def run_bench(raw, work, seeds='0', extra=()):
 @pytest.mark.slow
 def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     work = tmp_path / 'bench'
+    # --stage1-only trains the vision-text model and no cell
+    log = run_bench(tiny_raw, work, extra=['--stage1-only'])
+    assert 'stage 1 50% seed 0: Dice' in log
+    s1_path = work / 'stage1/50pct/seed0/result.json'
+    s1_stamp = s1_path.stat().st_mtime_ns
+    assert not (work / 'cells').exists()
     run_bench(tiny_raw, work)
+    assert s1_path.stat().st_mtime_ns == s1_stamp  # reused, not retrained
     records = json.loads((work / 'results.json').read_text())
     assert [(r['method'], r['label_ratio'], r['seed'])
             for r in records] == [('sup', 0.5, 0), ('cps4', 0.5, 0)]
@@ -302,3 +309,27 @@ def test_difference_table_pairs_seeds():
     table = difference_table(recs, ['sup', 'cps4'], [0.1])
     assert '| cps4 | +2.50 (+4.00), 1/2 seeds |' in table
     assert difference_table(recs, ['cps4'], [0.1]) == ''
+
+
+def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
+                                               monkeypatch):
+    from cps4.benchmark import SSLBenchmark
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['sup', 'mean_teacher', 'cps4'], [0.5], [1, 0],
+                         'tiny')
+    calls = []
+
+    def fake_stage1(ratio, seed):
+        calls.append((ratio, seed))
+        if seed == 1:
+            return None, 'busy'  # another process trains this one
+        return dict(dice_mean=12.5), 'done'
+
+    monkeypatch.setattr(bench, 'stage1', fake_stage1)
+    assert bench.run_stage1() == [dict(dice_mean=12.5)]
+    assert calls == [(0.5, 0), (0.5, 1)]  # once per split, sup/MT need none
+
+    plain = SSLBenchmark(str(tmp_path / 'w2'), str(tiny_raw), 'nnunet',
+                         ['sup', 'mean_teacher'], [0.5], [0], 'tiny')
+    with pytest.raises(ValueError, match='has a stage 1'):
+        plain.run_stage1()

@@ -71,6 +71,9 @@ def parse_args(argv=None):
     parser.add_argument('--configs-only', action='store_true',
                         help='only convert the data and write every cell\'s '
                         'config.py; train nothing')
+    parser.add_argument('--stage1-only', action='store_true',
+                        help='only train (or reuse) the stage-1 models the '
+                        'cells of --methods need; a later run reuses them')
     parser.add_argument('--summary-only', action='store_true',
                         help='only write results.json/.md and the plot from '
                         'the cells finished so far; train nothing')
@@ -91,6 +94,8 @@ def main(argv=None):
             bench.summarize()
         elif args.configs_only:
             bench.write_configs()
+        elif args.stage1_only:
+            bench.run_stage1()
         else:
             bench.run()
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
