@@ -55,6 +55,27 @@ def enable_mixed_precision(cfg: Config, train: bool = True,
     return cfg
 
 
+def disable_mixed_precision(cfg: Config) -> Config:
+    """Switch ``cfg`` back to plain float32 in place: the inverse of
+    :func:`enable_mixed_precision` and :func:`enable_channels_last`.
+
+    Lets a tool that compares precisions start every mode from float32,
+    whatever the config it was given.
+    """
+    wrapper = cfg.get('optim_wrapper')
+    if wrapper is not None and wrapper.get('type') in _AMP_WRAPPERS:
+        wrapper.type = 'OptimWrapper'
+        for key in ('dtype', 'loss_scale', 'use_fsdp'):
+            wrapper.pop(key, None)
+    for loop in ('val_cfg', 'test_cfg'):
+        if cfg.get(loop) is not None:
+            cfg[loop].pop('fp16', None)
+    if cfg.get('custom_hooks'):
+        cfg.custom_hooks = [h for h in cfg.custom_hooks
+                            if h.get('type') != 'MemoryFormatHook']
+    return cfg
+
+
 def enable_channels_last(cfg: Config) -> Config:
     """Add a ``MemoryFormatHook`` (channels-last weights) to ``cfg``."""
     hooks = list(cfg.get('custom_hooks') or [])

@@ -12,8 +12,8 @@ from mmseg.registry import MODELS, OPTIM_WRAPPERS
 
 from cps4.engine import MemoryFormatHook, to_memory_format
 from cps4.models.losses import SoftDiceLoss
-from cps4.utils import (enable_channels_last, enable_mixed_precision,
-                        memory_format_of)
+from cps4.utils import (disable_mixed_precision, enable_channels_last,
+                        enable_mixed_precision, memory_format_of)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -100,6 +100,12 @@ def test_config_switches():
     assert [h['type'] for h in cfg.custom_hooks] == [
         'InvalidLossHook', 'MemoryFormatHook']
     assert memory_format_of(cfg) == 'channels_last'
+    disable_mixed_precision(cfg)  # back to the float32 config
+    assert cfg.optim_wrapper == dict(type='OptimWrapper',
+                                     optimizer=dict(type='SGD'))
+    assert 'fp16' not in cfg.val_cfg and 'fp16' not in cfg.test_cfg
+    assert [h['type'] for h in cfg.custom_hooks] == ['InvalidLossHook']
+    assert memory_format_of(cfg) is None
 
     test_only = Config(dict(optim_wrapper=dict(type='OptimWrapper'),
                             test_cfg=dict(type='TestLoop')))

@@ -38,7 +38,7 @@ from prettytable import PrettyTable
 
 from cps4.datasets.converters.io import write_json_atomic
 from cps4.engine import ema_update, to_memory_format
-from cps4.utils import enable_mixed_precision
+from cps4.utils import disable_mixed_precision, enable_mixed_precision
 
 MODES = ('fp32', 'bf16', 'bf16+cl')
 
@@ -95,7 +95,7 @@ def load_config(path: str, options: dict, work_dir: str) -> Config:
 def time_mode(cfg: Config, mode: str, batches: list, warmup: int,
               iters: int) -> list:
     """Seconds of each timed training step of ``cfg`` in ``mode``."""
-    cfg = copy.deepcopy(cfg)
+    cfg = disable_mixed_precision(copy.deepcopy(cfg))  # every mode from fp32
     if mode != 'fp32':
         enable_mixed_precision(cfg)
     runner = Runner.from_cfg(cfg)
