@@ -20,7 +20,8 @@ RATIO=${RATIO:-0.05}
 
 start=$(date +%s)
 [ -f "$RAW/dataset.json" ] ||
-  "$PY" tools/dataset_converters/synthetic.py "$RAW" --no-progress
+  "$PY" tools/dataset_converters/synthetic.py "$RAW" --no-progress \
+    --workers 2
 mkdir -p "$WORK_DIR"
 bench=("$PY" tools/benchmark/ssl_benchmark.py --data-root "$RAW"
        --layout nnunet --label-ratios "$RATIO" --seeds 0 --schedule demo
@@ -35,9 +36,8 @@ run() {  # run TAG THREADS ARGS...: one benchmark copy, output prefixed
     > >(sed -u "s/^/[demo $tag] /") 2>&1
 }
 echo "[demo] phase 1: supervised-only and CPS4 stage 1, one core each"
-run sup 1 --methods sup &
+run sup 1 --methods sup &  # the copy that takes the lock first converts
 sup_pid=$!
-sleep 2  # the first copy converts the data, the second waits for it
 run stage1 1 --methods cps4 --stage1-only &
 stage1_pid=$!
 status=0

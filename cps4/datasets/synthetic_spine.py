@@ -999,12 +999,26 @@ def _is_complete(out_dir: Path, generator: Dict) -> bool:
                for p in _case_files(out_dir, i))
 
 
+def _write_case(job: Tuple[Path, int, int, Tuple[int, int]]) -> dict:
+    """Draw case ``i`` of ``seed`` and write its image and label files;
+    its ``dataset.json`` entry."""
+    out_dir, seed, i, image_size = job
+    image, label, spacing = generate_case((seed, i), image_size)
+    image_file, label_file = _case_files(out_dir, i)
+    image = np.clip(np.rint(image), 0, np.iinfo(np.int16).max)
+    _atomic_write_nifti(image.astype(np.int16), spacing, image_file)
+    _atomic_write_nifti(label, spacing, label_file)
+    return dict(image=str(image_file.relative_to(out_dir)),
+                label=str(label_file.relative_to(out_dir)))
+
+
 def write_synthetic_dataset(out_dir: Union[str, Path],
                             num_cases: int = 40,
                             seed: int = 0,
                             image_size: Tuple[int, int] = (192, 192),
                             overwrite: bool = False,
-                            progress: bool = True) -> Path:
+                            progress: bool = True,
+                            workers: int = 1) -> Path:
     """Write a synthetic spine dataset in the nnU-Net raw layout.
 
     The layout is ``imagesTr/spine_XXX_0000.nii.gz``,
@@ -1025,10 +1039,15 @@ def write_synthetic_dataset(out_dir: Union[str, Path],
         overwrite (bool): Regenerate even if ``out_dir`` already holds a
             complete dataset with the same parameters. Defaults to False.
         progress (bool): Show a progress bar. Defaults to True.
+        workers (int): Processes that draw and write cases; each case
+            depends only on its seed, so the files are the same for any
+            number. Defaults to 1.
 
     Returns:
         Path: ``out_dir``.
     """
+    from multiprocessing import get_context
+
     from mmengine.logging import print_log
     from mmengine.utils import ProgressBar
 
@@ -1055,19 +1074,20 @@ def write_synthetic_dataset(out_dir: Union[str, Path],
         f'(seed={seed}, size={tuple(image_size)}) in {out_dir}',
         logger='current')
     bar = ProgressBar(num_cases) if progress else None
+    jobs = [(out_dir, int(seed), i, tuple(image_size))
+            for i in range(num_cases)]
     training = []
-    for i in range(num_cases):
-        image, label, spacing = generate_case((int(seed), i), image_size)
-        image_file, label_file = _case_files(out_dir, i)
-        image = np.clip(np.rint(image), 0, np.iinfo(np.int16).max)
-        _atomic_write_nifti(image.astype(np.int16), spacing, image_file)
-        _atomic_write_nifti(label, spacing, label_file)
-        training.append(
-            dict(
-                image=str(image_file.relative_to(out_dir)),
-                label=str(label_file.relative_to(out_dir))))
-        if bar is not None:
-            bar.update()
+    if workers > 1:
+        with get_context('fork').Pool(min(workers, num_cases)) as pool:
+            for entry in pool.imap(_write_case, jobs):
+                training.append(entry)
+                if bar is not None:
+                    bar.update()
+    else:
+        for job in jobs:
+            training.append(_write_case(job))
+            if bar is not None:
+                bar.update()
 
     meta = dict(
         name='SyntheticSpine',

@@ -221,6 +221,25 @@ def test_write_dataset(tmp_path):
     assert meta['numTraining'] == 2
 
 
+def test_workers_write_the_same_files(tmp_path):
+    one, two = tmp_path / 'one', tmp_path / 'two'
+    write_synthetic_dataset(one, num_cases=3, image_size=(48, 48),
+                            progress=False)
+    write_synthetic_dataset(two, num_cases=3, image_size=(48, 48),
+                            progress=False, workers=2)
+    names = sorted(p.relative_to(one) for p in one.rglob('*') if p.is_file())
+    assert len(names) == 7  # 3 images, 3 labels, dataset.json
+    assert names == sorted(p.relative_to(two) for p in two.rglob('*')
+                           if p.is_file())
+    for name in names:
+        if name.suffix == '.gz':
+            a, b = nib.load(one / name), nib.load(two / name)
+            np.testing.assert_array_equal(a.dataobj, b.dataobj)
+            np.testing.assert_array_equal(a.affine, b.affine)
+    assert (json.loads((one / 'dataset.json').read_text())['training'] ==
+            json.loads((two / 'dataset.json').read_text())['training'])
+
+
 def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
 
     def broken_save(img, filename):

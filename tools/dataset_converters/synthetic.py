@@ -34,6 +34,11 @@ def parse_args() -> argparse.Namespace:
         help='regenerate even if a complete dataset with the same '
         'parameters already exists')
     parser.add_argument(
+        '--workers',
+        type=int,
+        default=1,
+        help='processes drawing cases (same files for any number)')
+    parser.add_argument(
         '--no-progress', action='store_true', help='hide the progress bar')
     return parser.parse_args()
 
@@ -47,7 +52,8 @@ def main() -> None:
         seed=args.seed,
         image_size=tuple(args.size),
         overwrite=args.overwrite,
-        progress=not args.no_progress)
+        progress=not args.no_progress,
+        workers=args.workers)
     print_log(f'Synthetic spine dataset ready: {out_dir}', logger=logger)
 
 
