@@ -118,7 +118,7 @@ PRECISIONS = ('fp32', 'bf16')
 #: to publish with on a GPU; ``tiny`` only checks that the harness runs.
 SCHEDULES: Dict[str, Schedule] = {
     'tiny': Schedule(img_size=64, iters=4, stage1_iters=4, batch=2),
-    'demo': Schedule(img_size=96, iters=1000, stage1_iters=800,
+    'demo': Schedule(img_size=96, iters=800, stage1_iters=600,
                      precision='bf16'),
     'quick': Schedule(img_size=128, iters=2000, stage1_iters=1000,
                       precision='bf16'),
