@@ -34,15 +34,15 @@ from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 
 from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
-                                      DatasetFormatError,
                                       apply_intensity_window,
-                                      choose_slice_axis,
-                                      class_to_source_values,
-                                      intensity_window, read_meta,
-                                      read_volume, reassemble_volume,
-                                      strip_suffix, write_volume_like)
+                                      choose_slice_axis, intensity_window,
+                                      read_volume, strip_suffix,
+                                      write_volume_like)
+from cps4.datasets.meta import (class_to_source_values, read_meta,
+                                reassemble_volume)
 from cps4.engine.hooks import to_memory_format
 from cps4.utils import memory_format_of
+from cps4.utils.fileio import DatasetFormatError
 
 PathLike = Union[str, os.PathLike]
 VOLUME_SUFFIXES = NIFTI_SUFFIXES + ITK_SUFFIXES

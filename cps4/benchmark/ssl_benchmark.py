@@ -33,13 +33,14 @@ from typing import Dict, Iterable, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from cps4.datasets.converters import (check_label_ratio, convert_dataset,
-                                      format_pct, load_split, read_meta,
-                                      write_splits)
-from cps4.datasets.converters.io import write_json_atomic
+from cps4.datasets.converters import convert_dataset
+from cps4.datasets.meta import read_meta
+from cps4.datasets.splits import (check_label_ratio, format_pct, load_split,
+                                  write_splits)
 from cps4.models.prompts import find_matching_prompt_file
 from cps4.utils import enable_channels_last, enable_mixed_precision
 from cps4.utils.atomic_file import atomic_file, save_figure
+from cps4.utils.fileio import write_json_atomic
 from cps4.utils.sweep import (REPO_ROOT, class_dice, hold_lock,
                               pseudo_label_summary, run_locked,
                               train_and_test, val_metrics)

@@ -9,7 +9,8 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from .converters import load_split, read_meta
+from .meta import read_meta
+from .splits import load_split
 
 SUBSETS = ('labelled', 'unlabelled', 'val', 'test')
 

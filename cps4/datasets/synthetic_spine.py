@@ -46,7 +46,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cps4.datasets.converters.io import write_json_atomic
+from cps4.utils.fileio import write_json_atomic
 from cps4.utils.atomic_file import atomic_file
 
 __all__ = [

@@ -21,7 +21,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from cps4.datasets.converters.io import write_json_atomic
+from .fileio import write_json_atomic
 
 REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 

@@ -36,7 +36,7 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from prettytable import PrettyTable
 
-from cps4.datasets.converters.io import write_json_atomic
+from cps4.utils.fileio import write_json_atomic
 from cps4.engine import ema_update, to_memory_format
 from cps4.utils import disable_mixed_precision, enable_mixed_precision
 

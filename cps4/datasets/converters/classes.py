@@ -22,7 +22,7 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .io import DatasetFormatError
+from cps4.utils.fileio import DatasetFormatError
 
 #: MRSpineSeg classes; ``MRSPINESEG_CLASSES[v]`` is the name of source value v.
 MRSPINESEG_CLASSES: Tuple[str, ...] = (

@@ -7,7 +7,7 @@ from typing import Dict, Optional, Sequence
 
 from mmengine.logging import MMLogger, print_log
 
-from .splits import DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS
+from ..splits import DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS
 
 
 def setup_logger(name: str, log_file: Optional[str] = None) -> MMLogger:

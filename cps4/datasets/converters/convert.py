@@ -26,15 +26,16 @@ from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 import numpy as np
 from mmengine.logging import print_log
 
-from .io import (DatasetFormatError, PathLike, VolumeHeader, read_image_2d,
-                 read_volume, read_volume_header, write_json_atomic,
+from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
+
+from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
+                      check_label_ratio, write_splits)
+from .io import (VolumeHeader, read_image_2d, read_volume, read_volume_header,
                  write_png)
 from .layouts import (LAYOUT_FINDERS, SourceDataset, check_case_files,
                       select_cases)
 from .slicing import (choose_slice_axis, iter_slices, normalize_intensity,
                       slice_name, volume_geometry)
-from .splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
-                     check_label_ratio, write_splits)
 
 #: Supported layouts.
 LAYOUTS = tuple(LAYOUT_FINDERS)

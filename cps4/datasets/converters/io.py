@@ -1,4 +1,4 @@
-"""Reading and writing of volumes, 2D images and JSON files for converters.
+"""Reading and writing of volumes and 2D images for converters.
 
 Volumes are read with nibabel (``.nii``/``.nii.gz``) or SimpleITK (``.mha``,
 ``.mhd``, ``.nrrd`` and anything else SimpleITK understands) and returned as a
@@ -13,29 +13,18 @@ to do about it.
 """
 from __future__ import annotations
 
-import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Tuple, Union
+from typing import Optional, Tuple
 
 import numpy as np
 
 from cps4.utils.atomic_file import atomic_file
-
-PathLike = Union[str, os.PathLike]
+from cps4.utils.fileio import DatasetFormatError, PathLike
 
 NIFTI_SUFFIXES = ('.nii.gz', '.nii')
 ITK_SUFFIXES = ('.mha', '.mhd', '.nrrd', '.nhdr')
 IMAGE_2D_SUFFIXES = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
-
-
-class DatasetFormatError(ValueError):
-    """A source dataset is malformed: bad file, bad label values, bad shape.
-
-    The message always names the offending file (relative to the dataset
-    root where possible) or the offending key, and what to do about it.
-    """
 
 
 @dataclass
@@ -442,42 +431,3 @@ def read_png(path: PathLike) -> np.ndarray:
                                 'folder is incomplete, convert it again')
     with Image.open(path) as img:
         return np.array(img, dtype=np.uint8)
-
-
-def read_json(path: PathLike, display: Optional[str] = None) -> Any:
-    """Load a JSON file with a clear error for missing or invalid files.
-
-    Args:
-        path (str | PathLike): JSON file.
-        display (str, optional): Name used in error messages.
-
-    Returns:
-        Any: The decoded JSON document.
-    """
-    path = Path(path)
-    display = display or str(path)
-    if not path.is_file():
-        raise FileNotFoundError(f'{display}: file not found ({path})')
-    try:
-        with open(path, encoding='utf-8') as f:
-            return json.load(f)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DatasetFormatError(
-            f'{display}: not valid JSON ({exc}); fix the file') from exc
-
-
-def write_json_atomic(path: PathLike, obj: Any) -> None:
-    """Write ``obj`` as indented JSON via a temporary file and ``os.replace``.
-
-    A reader never sees a half-written file and an interrupted write leaves
-    any previous version of ``path`` intact.
-
-    Args:
-        path (str | PathLike): Destination file; its folder must exist.
-        obj (Any): JSON-serialisable object.
-    """
-    path = Path(path)
-    with atomic_file(path, '.tmp') as tmp:
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump(obj, f, indent=2)
-            f.write('\n')

@@ -1,4 +1,4 @@
-"""Cut volumes into 2D slices and put converted slices back together.
+"""Cut volumes into 2D slices, and read a converted case back as a volume.
 
 Conventions shared by the converter and every reader of its output:
 
@@ -12,11 +12,14 @@ Conventions shared by the converter and every reader of its output:
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .io import DatasetFormatError, PathLike, read_json, read_png
+from cps4.utils.fileio import DatasetFormatError, PathLike
+
+from ..meta import class_to_source_values, read_meta, reassemble_volume
+from .io import read_png
 
 #: Percentiles clipped by :func:`normalize_intensity`.
 INTENSITY_PERCENTILES = (0.5, 99.5)
@@ -141,85 +144,6 @@ def iter_slices(volume: np.ndarray, slice_axis: int):
         yield i, np.ascontiguousarray(moved[i])
 
 
-def reassemble_volume(slices: Union[Mapping[int, np.ndarray],
-                                    Sequence[np.ndarray]],
-                      n_slices: int,
-                      slice_axis: int,
-                      fill_value: Optional[float] = None) -> np.ndarray:
-    """Stack 2D slices back into a volume (inverse of the slicing).
-
-    Args:
-        slices (Mapping[int, np.ndarray] | Sequence[np.ndarray]): Slices by
-            index, or a sequence whose position is the index.
-        n_slices (int): Number of slices of the volume.
-        slice_axis (int): Axis the slices were taken along (-3..2).
-        fill_value (float, optional): Value for missing slices (e.g. 0 for
-            predictions of filtered-out empty slices). Defaults to None:
-            missing slices raise.
-
-    Returns:
-        np.ndarray: Volume whose ``np.take(volume, i, slice_axis)`` is
-        ``slices[i]``.
-
-    Raises:
-        ValueError: Indices out of range, missing slices without
-            ``fill_value``, or slices of different shapes.
-    """
-    if not -3 <= slice_axis <= 2:
-        raise ValueError(f'slice_axis must be in -3..2, got {slice_axis}')
-    if n_slices < 1:
-        raise ValueError(f'n_slices must be >= 1, got {n_slices}')
-    if not isinstance(slices, Mapping):
-        slices = dict(enumerate(slices))
-    if not slices:
-        raise ValueError('no slices to reassemble')
-    bad = sorted(int(i) for i in slices if not 0 <= int(i) < n_slices)
-    if bad:
-        raise ValueError(
-            f'slice indices {bad} are outside 0..{n_slices - 1}')
-    arrays = {int(i): np.asarray(s) for i, s in slices.items()}
-    shapes = {a.shape for a in arrays.values()}
-    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
-        raise ValueError(
-            f'slices must be 2D arrays of one shape, got shapes '
-            f'{sorted(shapes)}')
-    missing = [i for i in range(n_slices) if i not in arrays]
-    first = arrays[min(arrays)]
-    if missing:
-        if fill_value is None:
-            preview = missing[:20]
-            raise ValueError(
-                f'{len(missing)} of {n_slices} slices are missing '
-                f'(indices {preview}{"..." if len(missing) > 20 else ""}); '
-                'pass fill_value to fill them')
-        filler = np.full(first.shape, fill_value, dtype=first.dtype)
-    stacked = [
-        arrays[i] if i in arrays else filler for i in range(n_slices)
-    ]
-    return np.stack(stacked, axis=slice_axis)
-
-
-def read_meta(out_dir: PathLike) -> dict:
-    """Load and minimally check the ``meta.json`` of a converted dataset.
-
-    Args:
-        out_dir (str | PathLike): Converted dataset folder.
-
-    Returns:
-        dict: The meta data.
-    """
-    path = Path(out_dir) / 'meta.json'
-    meta = read_json(path)
-    missing = [
-        k for k in ('classes', 'label_values', 'slice_axis', 'cases')
-        if k not in meta
-    ]
-    if missing:
-        raise DatasetFormatError(
-            f'{path}: keys {missing} missing; convert the dataset again')
-    return meta
-
-
 def load_case_volume(out_dir: PathLike,
                      case_id: str,
                      what: str = 'label',
@@ -273,35 +197,6 @@ def load_case_volume(out_dir: PathLike,
     return volume
 
 
-def class_to_source_values(labels: np.ndarray,
-                           label_values: Sequence[Optional[int]],
-                           display: str = 'labels') -> np.ndarray:
-    """Map class indices to source label values.
-
-    Args:
-        labels (np.ndarray): Class indices.
-        label_values (Sequence[int | None]): Source value of each class.
-        display (str): Name for error messages.
-
-    Returns:
-        np.ndarray: Source values in the smallest fitting integer dtype.
-    """
-    present = np.unique(labels)
-    if present.size and int(present.max()) >= len(label_values):
-        raise DatasetFormatError(
-            f'{display}: class index {int(present.max())} exceeds the '
-            f'{len(label_values)} classes of meta.json')
-    unmapped = [int(i) for i in present if label_values[int(i)] is None]
-    if unmapped:
-        raise DatasetFormatError(
-            f'{display}: classes {unmapped} have no source label value')
-    values = [0 if v is None else int(v) for v in label_values]
-    dtype = np.result_type(np.min_scalar_type(min(values)),
-                           np.min_scalar_type(max(values)))
-    lut = np.asarray(values, dtype=dtype)
-    return lut[labels]
-
-
 def volume_geometry(shape: Sequence[int], spacing: Sequence[float],
                     affine: np.ndarray) -> Tuple[List[int], List[float],
                                                  List[List[float]]]:
@@ -312,6 +207,6 @@ def volume_geometry(shape: Sequence[int], spacing: Sequence[float],
 
 __all__: List[str] = [
     'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
-    'intensity_window', 'apply_intensity_window', 'normalize_intensity', 'iter_slices', 'reassemble_volume', 'read_meta',
-    'load_case_volume', 'class_to_source_values', 'volume_geometry'
+    'intensity_window', 'apply_intensity_window', 'normalize_intensity',
+    'iter_slices', 'load_case_volume', 'volume_geometry'
 ]

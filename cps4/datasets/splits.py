@@ -34,7 +34,8 @@ from typing import Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 
-from .io import DatasetFormatError, PathLike, read_json, write_json_atomic
+from cps4.utils.fileio import (DatasetFormatError, PathLike, read_json,
+                               write_json_atomic)
 
 #: Seeds of the splits written by default.
 DEFAULT_SPLIT_SEEDS = (0, 1, 2)

@@ -1,0 +1,122 @@
+"""A converted dataset at run time: its ``meta.json``, volumes put back
+together from slices, and class indices mapped back to source label values.
+
+The converters (:mod:`cps4.datasets.converters`) write what these read;
+datasets, metrics and inference read it without importing the converters.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Optional, Sequence, Union
+
+import numpy as np
+
+from cps4.utils.fileio import DatasetFormatError, PathLike, read_json
+
+
+def reassemble_volume(slices: Union[Mapping[int, np.ndarray],
+                                    Sequence[np.ndarray]],
+                      n_slices: int,
+                      slice_axis: int,
+                      fill_value: Optional[float] = None) -> np.ndarray:
+    """Stack 2D slices back into a volume (inverse of the slicing).
+
+    Args:
+        slices (Mapping[int, np.ndarray] | Sequence[np.ndarray]): Slices by
+            index, or a sequence whose position is the index.
+        n_slices (int): Number of slices of the volume.
+        slice_axis (int): Axis the slices were taken along (-3..2).
+        fill_value (float, optional): Value for missing slices (e.g. 0 for
+            predictions of filtered-out empty slices). Defaults to None:
+            missing slices raise.
+
+    Returns:
+        np.ndarray: Volume whose ``np.take(volume, i, slice_axis)`` is
+        ``slices[i]``.
+
+    Raises:
+        ValueError: Indices out of range, missing slices without
+            ``fill_value``, or slices of different shapes.
+    """
+    if not -3 <= slice_axis <= 2:
+        raise ValueError(f'slice_axis must be in -3..2, got {slice_axis}')
+    if n_slices < 1:
+        raise ValueError(f'n_slices must be >= 1, got {n_slices}')
+    if not isinstance(slices, Mapping):
+        slices = dict(enumerate(slices))
+    if not slices:
+        raise ValueError('no slices to reassemble')
+    bad = sorted(int(i) for i in slices if not 0 <= int(i) < n_slices)
+    if bad:
+        raise ValueError(
+            f'slice indices {bad} are outside 0..{n_slices - 1}')
+    arrays = {int(i): np.asarray(s) for i, s in slices.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 2:
+        raise ValueError(
+            f'slices must be 2D arrays of one shape, got shapes '
+            f'{sorted(shapes)}')
+    missing = [i for i in range(n_slices) if i not in arrays]
+    first = arrays[min(arrays)]
+    if missing:
+        if fill_value is None:
+            preview = missing[:20]
+            raise ValueError(
+                f'{len(missing)} of {n_slices} slices are missing '
+                f'(indices {preview}{"..." if len(missing) > 20 else ""}); '
+                'pass fill_value to fill them')
+        filler = np.full(first.shape, fill_value, dtype=first.dtype)
+    stacked = [
+        arrays[i] if i in arrays else filler for i in range(n_slices)
+    ]
+    return np.stack(stacked, axis=slice_axis)
+
+
+def read_meta(out_dir: PathLike) -> dict:
+    """Load and minimally check the ``meta.json`` of a converted dataset.
+
+    Args:
+        out_dir (str | PathLike): Converted dataset folder.
+
+    Returns:
+        dict: The meta data.
+    """
+    path = Path(out_dir) / 'meta.json'
+    meta = read_json(path)
+    missing = [
+        k for k in ('classes', 'label_values', 'slice_axis', 'cases')
+        if k not in meta
+    ]
+    if missing:
+        raise DatasetFormatError(
+            f'{path}: keys {missing} missing; convert the dataset again')
+    return meta
+
+
+def class_to_source_values(labels: np.ndarray,
+                           label_values: Sequence[Optional[int]],
+                           display: str = 'labels') -> np.ndarray:
+    """Map class indices to source label values.
+
+    Args:
+        labels (np.ndarray): Class indices.
+        label_values (Sequence[int | None]): Source value of each class.
+        display (str): Name for error messages.
+
+    Returns:
+        np.ndarray: Source values in the smallest fitting integer dtype.
+    """
+    present = np.unique(labels)
+    if present.size and int(present.max()) >= len(label_values):
+        raise DatasetFormatError(
+            f'{display}: class index {int(present.max())} exceeds the '
+            f'{len(label_values)} classes of meta.json')
+    unmapped = [int(i) for i in present if label_values[int(i)] is None]
+    if unmapped:
+        raise DatasetFormatError(
+            f'{display}: classes {unmapped} have no source label value')
+    values = [0 if v is None else int(v) for v in label_values]
+    dtype = np.result_type(np.min_scalar_type(min(values)),
+                           np.min_scalar_type(max(values)))
+    lut = np.asarray(values, dtype=dtype)
+    return lut[labels]
