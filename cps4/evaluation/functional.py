@@ -22,7 +22,7 @@ from scipy import ndimage
 
 __all__ = [
     'intersect_and_areas', 'dice_from_areas', 'dice_per_class', 'hd95_binary',
-    'hd95_per_class', 'aggregate_dice'
+    'hd95_per_class', 'aggregate_dice', 'foreground_dice'
 ]
 
 
@@ -112,6 +112,34 @@ def dice_per_class(pred: np.ndarray,
     """
     return dice_from_areas(
         *intersect_and_areas(pred, gt, num_classes, ignore_index))
+
+
+def foreground_dice(pred: np.ndarray,
+                    gt: np.ndarray,
+                    num_classes: int,
+                    ignore_index: int = 255) -> float:
+    """Mean Dice over the foreground classes present in ``gt``.
+
+    The per-iteration score of pseudo labels against the hidden labels of
+    unlabelled slices: the counts of :func:`intersect_and_areas`, averaged
+    over the classes (background, 0, excluded) that occur in ``gt``.
+
+    Args:
+        pred (np.ndarray): Predicted labels.
+        gt (np.ndarray): Ground-truth labels, same shape.
+        num_classes (int): Number of classes, background included.
+        ignore_index (int): Label value left out.
+
+    Returns:
+        float: Dice in ``[0, 1]``; ``nan`` when ``gt`` has no foreground
+        class.
+    """
+    inter, area_pred, area_gt = intersect_and_areas(pred, gt, num_classes,
+                                                    ignore_index)
+    present = area_gt[1:] > 0
+    if not present.any():
+        return float('nan')
+    return float(dice_from_areas(inter, area_pred, area_gt)[1:][present].mean())
 
 
 def _surface(mask: np.ndarray, structure: np.ndarray) -> np.ndarray:

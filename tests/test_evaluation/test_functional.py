@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from cps4.evaluation.functional import (aggregate_dice, dice_from_areas,
-                                        dice_per_class, hd95_binary,
-                                        hd95_per_class, intersect_and_areas)
+                                        dice_per_class, foreground_dice,
+                                        hd95_binary, hd95_per_class,
+                                        intersect_and_areas)
 
 # gt / pred on a 2x4 image, K = 5, 255 = ignore.
 #   valid pixels (row, col): gt -> pred
@@ -176,3 +177,11 @@ def test_hd95_per_class():
     assert math.isnan(only_fg[0]) and only_fg[1] == pytest.approx(hd[1])
     with pytest.raises(ValueError, match='spacing'):
         hd95_per_class(pred, gt, 4, (1.0, 1.0))
+
+
+def test_foreground_dice_by_hand():
+    gt = np.array([[[0, 1, 1, 2]]])
+    pred = np.array([[[0, 1, 2, 2]]])
+    # class 1: 2*1/(1+2) = 2/3; class 2: 2*1/(2+1) = 2/3
+    assert foreground_dice(pred, gt, 3) == pytest.approx(2 / 3)
+    assert np.isnan(foreground_dice(pred, np.zeros_like(gt), 3))

@@ -14,7 +14,6 @@ from mmseg.structures import SegDataSample
 import cps4  # noqa: F401
 from cps4.engine import ema_update
 from cps4.models import CPS4SemiSegmentor, SemiBaseSegmentor
-from cps4.models.segmentors import pseudo_label_dice
 from tiny_models import tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -206,14 +205,6 @@ def test_agreement_masks_disagreement_at_every_threshold(threshold):
     expect = agree & (probs.max(1)[0] >= threshold)
     torch.testing.assert_close(target['weight'], expect.float())
     torch.testing.assert_close(target['probs'], probs)
-
-
-def test_pseudo_label_dice_by_hand():
-    gt = torch.tensor([[[0, 1, 1, 2]]])
-    pred = torch.tensor([[[0, 1, 2, 2]]])
-    # class 1: 2*1/(1+2) = 2/3; class 2: 2*1/(2+1) = 2/3
-    assert float(pseudo_label_dice(pred, gt, 3)) == pytest.approx(2 / 3)
-    assert torch.isnan(pseudo_label_dice(pred, torch.zeros_like(gt), 3))
 
 
 def test_checkpoint_round_trip(tmp_path):

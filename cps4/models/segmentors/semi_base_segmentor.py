@@ -14,38 +14,10 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor
 
-from ...evaluation.functional import dice_from_areas, intersect_and_areas
+from ...evaluation.functional import foreground_dice
 from ..utils import cutmix, rampup_factor
 
 _NETWORKS = ('student', 'teacher', 'peer')
-
-
-def pseudo_label_dice(pred: Tensor, gt: Tensor, num_classes: int,
-                      ignore_index: int = 255) -> Tensor:
-    """Mean Dice over the foreground classes present in ``gt``.
-
-    Counts come from :func:`cps4.evaluation.functional.intersect_and_areas`
-    (the same Dice the metrics use); only the class averaging differs.
-
-    Args:
-        pred (Tensor): Predicted labels (B, H, W).
-        gt (Tensor): Ground-truth labels (B, H, W).
-        num_classes (int): Number of classes, background (0) included.
-        ignore_index (int): Label value left out.
-
-    Returns:
-        Tensor: Dice in [0, 1] (a 0-dim float tensor); NaN when ``gt`` has
-        no foreground class.
-    """
-    inter, area_pred, area_gt = intersect_and_areas(
-        pred.detach().cpu().numpy(), gt.detach().cpu().numpy(), num_classes,
-        ignore_index)
-    present = area_gt[1:] > 0
-    value = float('nan')
-    if present.any():
-        dice = dice_from_areas(inter, area_pred, area_gt)[1:][present]
-        value = float(dice.mean())
-    return torch.tensor(value, device=pred.device)
 
 
 @MODELS.register_module()
@@ -264,14 +236,19 @@ class SemiBaseSegmentor(BaseSegmentor):
             gt=None if gt is None else gt[0].detach())
         if gt is None:
             return log
+        def dice(pred: Tensor, truth: Tensor) -> Tensor:
+            value = foreground_dice(pred.detach().cpu().numpy(),
+                                    truth.detach().cpu().numpy(),
+                                    self.num_classes)
+            return torch.tensor(value, device=pred.device)
+
         for name, lab in labels.items():
-            log[f'pl_dice_{name}'] = pseudo_label_dice(lab, gt,
-                                                       self.num_classes)
+            log[f'pl_dice_{name}'] = dice(lab, gt)
         keep = target['weight'] > 0
         ignore = torch.full_like(gt, 255)
-        log['pl_dice_masked'] = pseudo_label_dice(
+        log['pl_dice_masked'] = dice(
             torch.where(keep, target['labels'], ignore),
-            torch.where(keep, gt, ignore), self.num_classes)
+            torch.where(keep, gt, ignore))
         return log
 
     def _target(self,
