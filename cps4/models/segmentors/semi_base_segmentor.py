@@ -27,7 +27,7 @@ class SemiBaseSegmentor(BaseSegmentor):
     Call graph of one training iteration (``loss``), reading top to bottom::
 
         loss(multi_batch_inputs, multi_batch_data_samples)
-         ├─ loss_by_gt_instances      'sup' branch: student.loss()
+         ├─ loss_by_gt_labels         'sup' branch: student.loss()
          │                            (+ peer.loss() for two-student methods)
          └─ loss_by_pseudo_labels     unlabelled branches
              ├─ strategy.teacher_probs   softmax on 'unsup_teacher' (no grad)
@@ -292,8 +292,8 @@ class SemiBaseSegmentor(BaseSegmentor):
         losses = dict()
         if 'sup' in multi_batch_inputs:
             losses.update(
-                self.loss_by_gt_instances(multi_batch_inputs['sup'],
-                                          multi_batch_data_samples['sup']))
+                self.loss_by_gt_labels(multi_batch_inputs['sup'],
+                                       multi_batch_data_samples['sup']))
         if (self.strategy.uses_unlabelled
                 and 'unsup_teacher' in multi_batch_inputs):
             losses.update(
@@ -306,8 +306,8 @@ class SemiBaseSegmentor(BaseSegmentor):
                 "with MultiBranch producing 'sup' and/or 'unsup_*' views.")
         return losses
 
-    def loss_by_gt_instances(self, inputs: Tensor,
-                             data_samples: SampleList) -> dict:
+    def loss_by_gt_labels(self, inputs: Tensor,
+                          data_samples: SampleList) -> dict:
         """Supervised loss of the student (and peer) on labelled data."""
         w = self.semi_train_cfg['sup_weight']
         nets = [('sup', self.student)]
