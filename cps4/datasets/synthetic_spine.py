@@ -46,8 +46,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-from cps4.utils.fileio import write_json_atomic
 from cps4.utils.atomic_file import atomic_file
+from cps4.utils.fileio import write_json_atomic
 
 __all__ = [
     'SPINE_CLASSES', 'SPINE_PALETTE', 'generate_case',
@@ -1046,6 +1046,7 @@ def write_synthetic_dataset(out_dir: Union[str, Path],
     Returns:
         Path: ``out_dir``.
     """
+    from contextlib import nullcontext
     from multiprocessing import get_context
 
     from mmengine.logging import print_log
@@ -1077,15 +1078,12 @@ def write_synthetic_dataset(out_dir: Union[str, Path],
     jobs = [(out_dir, int(seed), i, tuple(image_size))
             for i in range(num_cases)]
     training = []
-    if workers > 1:
-        with get_context('fork').Pool(min(workers, num_cases)) as pool:
-            for entry in pool.imap(_write_case, jobs):
-                training.append(entry)
-                if bar is not None:
-                    bar.update()
-    else:
-        for job in jobs:
-            training.append(_write_case(job))
+    pool = (get_context('fork').Pool(min(workers, num_cases))
+            if workers > 1 else nullcontext())
+    with pool:
+        for entry in (pool.imap(_write_case, jobs) if workers > 1 else
+                      map(_write_case, jobs)):
+            training.append(entry)
             if bar is not None:
                 bar.update()
 

@@ -36,9 +36,9 @@ from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from prettytable import PrettyTable
 
-from cps4.utils.fileio import write_json_atomic
 from cps4.engine import ema_update, to_memory_format
 from cps4.utils import disable_mixed_precision, enable_mixed_precision
+from cps4.utils.fileio import write_json_atomic
 
 MODES = ('fp32', 'bf16', 'bf16+cl')
 

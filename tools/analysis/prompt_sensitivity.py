@@ -27,8 +27,8 @@ from mmseg.registry import DATASETS
 from prettytable import PrettyTable
 
 from cps4.apis import init_model
-from cps4.utils.fileio import write_json_atomic
 from cps4.models.prompts import load_prompt_variants, prompt_variant
+from cps4.utils.fileio import write_json_atomic
 from cps4.utils.sweep import class_dice
 
 

@@ -10,11 +10,16 @@ Entry points:
 * :func:`make_split`, :func:`write_split`, :func:`write_splits` and
   :func:`load_split` handle case-level splits.
 """
+from cps4.utils.fileio import DatasetFormatError
+
+from ..meta import class_to_source_values, read_meta, reassemble_volume
+from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
+                      check_label_ratio, format_pct, load_split, make_split,
+                      split_filename, validate_split, write_split,
+                      write_splits)
 from .classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
                       SPIDER_DEFAULT_LABEL_MAP, ClassTable, default_palette)
 from .convert import FORMAT_VERSION, LAYOUTS, convert_dataset
-from cps4.utils.fileio import DatasetFormatError
-
 from .io import (NIFTI_SUFFIXES, ITK_SUFFIXES, Volume,
                  read_image_2d, read_volume, read_volume_header, strip_suffix,
                  volume_suffix, write_nifti, write_volume_like)
@@ -22,14 +27,9 @@ from .layouts import (SPIDER_SEQUENCES, CaseFiles, SourceDataset,
                       find_mrspineseg_cases, find_nnunet_cases,
                       find_png2d_cases, find_spider_cases, load_label_map,
                       spider_class_table)
-from ..meta import class_to_source_values, read_meta, reassemble_volume
 from .slicing import (INTENSITY_PERCENTILES, apply_intensity_window,
                       choose_slice_axis, intensity_window, load_case_volume,
                       normalize_intensity, slice_name)
-from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
-                      check_label_ratio, format_pct, load_split, make_split,
-                      split_filename, validate_split, write_split,
-                      write_splits)
 
 __all__ = [
     # conversion

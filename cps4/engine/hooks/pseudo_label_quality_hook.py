@@ -10,8 +10,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
 
-from cps4.utils.fileio import write_json_atomic
 from cps4.utils.atomic_file import save_figure
+from cps4.utils.fileio import write_json_atomic
 
 
 @HOOKS.register_module()

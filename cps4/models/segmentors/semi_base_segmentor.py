@@ -236,6 +236,7 @@ class SemiBaseSegmentor(BaseSegmentor):
             gt=None if gt is None else gt[0].detach())
         if gt is None:
             return log
+
         def dice(pred: Tensor, truth: Tensor) -> Tensor:
             value = foreground_dice(pred.detach().cpu().numpy(),
                                     truth.detach().cpu().numpy(),
