@@ -46,7 +46,7 @@ def test_config_builds_and_runs(path):
     init_default_scope('mmseg')
     if 'vlm' in cfg.model:
         # the stage-1 checkpoint is the user's; build with an untrained VLM
-        cfg.model.vlm.checkpoint = None
+        cfg.model.vlm.init_cfg.checkpoint = None
     if path.stem in NEEDS_USER_FILES:
         with pytest.raises(FileNotFoundError, match='checkpoints/text_encoder'):
             MODELS.build(cfg.model)

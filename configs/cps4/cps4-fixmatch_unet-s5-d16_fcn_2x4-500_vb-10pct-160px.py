@@ -1,9 +1,16 @@
 # CPS4 stage 2 on top of fixmatch; train stage 1 first:
 #   python tools/train.py configs/cps4/cps4-vlm_r18_1xb4-1k_vb-160px-10pct.py
-_base_ = ['../ssl/fixmatch_unet-s5-d16_fcn_2x4-500_vb-10pct-160px.py']
+_base_ = [
+    '../ssl/fixmatch_unet-s5-d16_fcn_2x4-500_vb-10pct-160px.py',
+    '../_base_/models/cps4_vlm_r18_net.py'
+]
+vlm = _base_.vlm
+vlm.prompt.prompt_file = (
+    'configs/_base_/prompts/vertebral_bodies_l1_l5.json')
+# the stage-1 checkpoint comes from the command line:
+#   --cfg-options model.vlm.init_cfg.checkpoint=STAGE1_WORK_DIR/iter_1000.pth
+vlm.init_cfg = dict(type='Pretrained', checkpoint=None)
 model = dict(
     type='CPS4SemiSegmentor',
-    vlm=dict(
-        config='configs/cps4/cps4-vlm_r18_1xb4-1k_vb-160px-10pct.py',
-        checkpoint='work_dirs/cps4-vlm_r18_1xb4-1k_vb-160px-10pct/iter_1000.pth'),
+    vlm=vlm,
     fusion=dict(type='ProductFusion', alpha=1.0))

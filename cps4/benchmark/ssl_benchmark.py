@@ -346,7 +346,10 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
 
         _walk(cfg.model, set_classes)
     if vlm is not None:
-        cfg.model.vlm.update(config=vlm[0], checkpoint=vlm[1])
+        # the stage-1 cell's model, loaded from its checkpoint
+        stage1_model = Config.fromfile(vlm[0]).model
+        stage1_model.init_cfg = dict(type='Pretrained', checkpoint=vlm[1])
+        cfg.model.vlm = stage1_model
     if predict_on is not None and 'semi_test_cfg' in cfg.model:
         cfg.model.semi_test_cfg['predict_on'] = predict_on
     if precision == 'bf16':

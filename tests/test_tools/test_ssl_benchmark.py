@@ -12,6 +12,8 @@ from cps4.benchmark.ssl_benchmark import (apply_schedule, cell_config,
                                           choose_prompt_file, prepare_data)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+STAGE1_CFG = str(REPO_ROOT / 'configs/cps4/'
+                 'cps4-vlm_r18_1xb4-1k_synthetic-5pct.py')
 RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
                'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
 
@@ -67,7 +69,9 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     # the CPS4 cell used the stage-1 model of its own split
     s1 = json.loads((work / 'stage1/50pct/seed0/result.json').read_text())
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
-    assert cfg.model.vlm.checkpoint == s1['checkpoint']
+    assert cfg.model.vlm.init_cfg.checkpoint == s1['checkpoint']
+    stage1 = Config.fromfile(str(work / 'stage1/50pct/seed0/config.py'))
+    assert cfg.model.vlm.prompt == stage1.model.prompt
     assert (work / 'dice_vs_ratio.png').stat().st_size > 0
     table = (work / 'results.md').read_text()
     assert '| sup |' in table and '| cps4 |' in table
@@ -135,12 +139,14 @@ def test_cell_config_sets_data_classes_size_and_schedule():
 
 def test_full_schedule_cps4_config():
     cfg = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                      SCHEDULES['full'], vlm=('/s1/config.py', '/s1/c.pth'))
+                      SCHEDULES['full'], vlm=(STAGE1_CFG, '/s1/c.pth'))
     # the rule the VB val cases chose (docs/results.md)
     assert cfg.model.fusion.type == 'ConfidenceWeightedFusion'
     assert cfg.model.fusion.vlm_weight == 10.0
-    assert (cfg.model.vlm.config, cfg.model.vlm.checkpoint) == (
-        '/s1/config.py', '/s1/c.pth')
+    # the VLM is the stage-1 config's model, loaded from its checkpoint
+    assert cfg.model.vlm.init_cfg == dict(type='Pretrained',
+                                          checkpoint='/s1/c.pth')
+    assert cfg.model.vlm.prompt == Config.fromfile(STAGE1_CFG).model.prompt
     assert cfg.train_cfg.max_iters == 20000
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (256, 256)
@@ -239,19 +245,19 @@ def test_two_copies_on_one_empty_work_dir_convert_once(tiny_raw, tmp_path):
     assert not list(work.glob('**/*.pth')) and \
         not list(work.glob('**/result.json'))
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
-    assert cfg.model.vlm.checkpoint == str(
+    assert cfg.model.vlm.init_cfg.checkpoint == str(
         work / 'stage1/50pct/seed0/iter_4.pth')
 
 
 def test_bf16_precision_sets_the_fast_switches():
     fp32 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(STAGE1_CFG, '/s1/c.pth'),
                        precision='fp32')
     assert fp32.optim_wrapper.type == 'OptimWrapper'
     assert not any(h['type'] == 'MemoryFormatHook'
                    for h in fp32.custom_hooks)
     bf16 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(STAGE1_CFG, '/s1/c.pth'),
                        precision='bf16')
     assert bf16.optim_wrapper.type == 'MixedPrecisionOptimWrapper'
     assert bf16.val_cfg.fp16 and bf16.test_cfg.fp16

@@ -53,7 +53,7 @@ def parse_args():
         '--cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to train.py and test.py; '
         '"{seed}" is replaced by the cell\'s seed, e.g. '
-        'model.vlm.checkpoint=W/seed{seed}/iter_1000.pth')
+        'model.vlm.init_cfg.checkpoint=W/seed{seed}/iter_1000.pth')
     parser.add_argument(
         '--test-cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to test.py only')
