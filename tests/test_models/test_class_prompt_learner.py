@@ -52,7 +52,8 @@ def test_template_style_averages_normalised_template_embeddings(encoder):
     out = learner(encoder)
     for k, cls in enumerate(learner.classes[:4]):
         prompts = [t.format(cls['phrase']) for t in learner.templates]
-        manual = F.normalize(encoder(prompts), dim=-1).mean(0)
+        manual = F.normalize(encoder.encode(
+            *learner.tokenize(encoder, prompts)), dim=-1).mean(0)
         torch.testing.assert_close(out[k], F.normalize(manual, dim=0),
                                    atol=1e-5, rtol=1e-5)
     assert learner.texts()[3][0] == (
@@ -71,12 +72,11 @@ def test_synonyms_and_template_override(encoder):
 
 @pytest.mark.parametrize('class_specific', [False, True])
 def test_learnable_context_receives_gradients(encoder, class_specific):
+    with pytest.raises(ValueError, match='needs ctx_dim'):
+        ClassPromptLearner(VB, style='learnable', n_ctx=3)
     learner = ClassPromptLearner(VB, style='learnable', n_ctx=3,
-                                 class_specific_ctx=class_specific)
-    assert learner.ctx is None
-    with pytest.raises(RuntimeError, match='init_context'):
-        learner(encoder)
-    learner.init_context(encoder.hidden_size)
+                                 class_specific_ctx=class_specific,
+                                 ctx_dim=encoder.hidden_size)
     expected = (6, 3, 32) if class_specific else (3, 32)
     assert learner.ctx.shape == expected and learner.ctx.requires_grad
     assert [n for n, _ in learner.named_parameters()] == ['ctx']
@@ -104,12 +104,85 @@ def test_learnable_context_sits_after_bos(encoder):
     finally:
         hook.remove()
     embeds, mask = seen['inputs_embeds'], seen['attention_mask']
-    words = encoder.embed_tokens(encoder.tokenize(
-        ['intervertebral disc.'])['input_ids'])[0]
+    ids, _ = learner.tokenize(encoder, ['intervertebral disc.'])
+    words = encoder.encoder.get_input_embeddings()(ids)[0]
     torch.testing.assert_close(embeds[1, 0], words[0])  # [CLS]
     torch.testing.assert_close(embeds[1, 1:3], learner.ctx)
     torch.testing.assert_close(embeds[1, 3:3 + len(words) - 1], words[1:])
     assert mask[1, :len(words) + 2].all()
+
+
+def test_learnable_context_width_must_match_the_encoder(encoder):
+    learner = ClassPromptLearner(DISC_VERT, style='learnable', ctx_dim=24)
+    with pytest.raises(ValueError, match='Context width 24'):
+        learner(encoder)
+    assert ClassPromptLearner(DISC_VERT, ctx_dim=24).ctx is None  # unused
+
+
+def count_encoder_calls(encoder: HFTextEncoder) -> list:
+    calls = []
+    encoder.encoder.register_forward_hook(
+        lambda module, args, output: calls.append(1))
+    return calls
+
+
+def test_frozen_features_are_cached_per_prompt_set():
+    torch.manual_seed(0)
+    encoder = HFTextEncoder(config=TINY_BERT, embed_dim=16, freeze='all')
+    calls = count_encoder_calls(encoder)
+    learner = ClassPromptLearner(DISC_VERT, style='template')
+    first = learner(encoder)
+    second = learner(encoder)
+    assert len(calls) == 1
+    torch.testing.assert_close(first, second)
+    assert second.requires_grad  # the projection still sees a graph
+    second.sum().backward()
+    assert encoder.proj.weight.grad.abs().sum() > 0
+    # the cached features are those of the encoder run on the token ids
+    flat = [p for per_class in learner.texts() for p in per_class]
+    fresh = encoder.encode(*learner.tokenize(encoder, flat))
+    cached = learner._encode_texts(encoder, flat)
+    assert len(calls) == 2
+    torch.testing.assert_close(cached, fresh)
+    # other prompts (here another style) are encoded once more
+    learner.style = 'name'
+    learner(encoder)
+    learner(encoder)
+    assert len(calls) == 3
+    learner.style = 'template'
+    learner(encoder)
+    assert len(calls) == 3
+    # loading weights into the encoder invalidates the cache
+    encoder.load_state_dict(encoder.state_dict())
+    learner(encoder)
+    assert len(calls) == 4
+    learner.clear_cache()
+    learner(encoder)
+    assert len(calls) == 5
+
+
+def test_no_cache_when_encoder_trains():
+    torch.manual_seed(0)
+    for config in (dict(freeze='none'), dict(frozen_layers=1)):
+        encoder = HFTextEncoder(config=TINY_BERT, embed_dim=16, **config)
+        calls = count_encoder_calls(encoder)
+        learner = ClassPromptLearner(DISC_VERT, style='name')
+        learner(encoder)
+        learner(encoder).sum().backward()
+        assert len(calls) == 2
+        assert encoder.encoder.encoder.layer[-1].output.dense.weight.grad \
+            is not None
+
+
+def test_tokenize_truncates_to_max_length():
+    encoder = HFTextEncoder(config=TINY_BERT, embed_dim=16, max_length=6)
+    learner = ClassPromptLearner(MRSPINE, style='description')
+    ids, mask = learner.tokenize(encoder, learner.texts()[3])
+    assert ids.shape[1] == mask.shape[1] == 6
+    assert learner._warned_truncation
+    ids, mask = learner.tokenize(encoder, 'L4')
+    assert ids.shape == (1, 4) and mask.all()  # [CLS] l ##4 [SEP]
+    assert learner(encoder).shape == (20, 16)
 
 
 def test_learnable_style_with_clip_encoder():

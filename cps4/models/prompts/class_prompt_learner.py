@@ -1,18 +1,9 @@
 """Class prompts (fixed or CoOp-style learnable) turned into class embeddings.
 
-A prompt file (``configs/_base_/prompts/*.json``) lists one entry per class,
-background included, in the dataset's label order::
-
-    {"classes": [{"name": "L4",                 # dataset class name
-                  "phrase": "L4 vertebra",      # optional, default: name
-                  "description": "the fourth lumbar vertebra, below L3 ...",
-                  "synonyms": ["fourth lumbar vertebra"]},   # optional
-                 ...],
-     "templates": ["a sagittal T2 MR image of the {}.", ...]}
-
-``name`` must match the dataset's ``metainfo['classes']``; ``phrase`` is
-the noun phrase the templates are filled with (a bare "L4" is ambiguous
-between the vertebra and the discs around it).
+The classes and their phrases come from a prompt file
+(:mod:`.prompt_file`). The learner owns the prompt texts, their tokenisation
+(with the text encoder's tokenizer) and, for a frozen text encoder, a cache
+of their pooled features; the encoder only encodes token ids.
 
 Prompt styles of :class:`ClassPromptLearner`:
 
@@ -31,102 +22,23 @@ in CLIP's zero-shot prompt ensembling: each prompt embedding is
 L2-normalised, the class embedding is their mean, L2-normalised again. All
 styles return L2-normalised class embeddings.
 """
-import json
-from pathlib import Path
-from typing import List, Optional, Sequence, Union
+import logging
+from collections import OrderedDict
+from typing import Hashable, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from mmengine.logging import print_log
 from mmengine.model import BaseModule
 from mmseg.registry import MODELS
 
+from .prompt_file import (PROMPT_DIR, check_templates,
+                          find_matching_prompt_file, load_prompt_file)
+
 STYLES = ('name', 'template', 'description', 'learnable')
-
-REPO_ROOT = Path(__file__).resolve().parents[3]
-PROMPT_DIR = Path('configs') / '_base_' / 'prompts'
-
-
-def resolve_prompt_file(prompt_file: Union[str, Path]) -> Path:
-    """Find a prompt file given absolutely, or relative to cwd / repo root.
-
-    Args:
-        prompt_file (str | Path): Path such as
-            'configs/_base_/prompts/mrspineseg_19units.json'.
-
-    Returns:
-        Path: The existing file.
-    """
-    path = Path(prompt_file).expanduser()
-    candidates = [path] if path.is_absolute() else [
-        Path.cwd() / path, REPO_ROOT / path]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    tried = ', '.join(str(c) for c in candidates)
-    raise FileNotFoundError(
-        f'Prompt file {str(prompt_file)!r} not found (tried {tried}). '
-        f'Prompt files live in {PROMPT_DIR}/ (e.g. '
-        f"{PROMPT_DIR / 'mrspineseg_19units.json'}).")
-
-
-def load_prompt_file(prompt_file: Union[str, Path]) -> dict:
-    """Read and validate a prompt file.
-
-    Args:
-        prompt_file (str | Path): See :func:`resolve_prompt_file`.
-
-    Returns:
-        dict: ``classes`` (list of dicts with ``name``, ``phrase``,
-        ``description``, ``synonyms``), ``templates`` (list of str) and
-        ``path`` (the resolved file).
-    """
-    path = resolve_prompt_file(prompt_file)
-    with open(path, encoding='utf-8') as f:
-        data = json.load(f)
-    classes = data.get('classes') if isinstance(data, dict) else None
-    if not classes:
-        raise ValueError(f"Prompt file {path} has no 'classes' list.")
-    parsed = []
-    for i, entry in enumerate(classes):
-        if not isinstance(entry, dict) or 'name' not in entry:
-            raise ValueError(
-                f"Prompt file {path}: class #{i} needs at least a 'name'.")
-        name = str(entry['name'])
-        parsed.append(dict(
-            name=name,
-            phrase=str(entry.get('phrase') or name),
-            description=str(entry.get('description') or '').strip(),
-            synonyms=[str(s) for s in entry.get('synonyms') or []]))
-    names = [c['name'] for c in parsed]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            f'Prompt file {path} repeats class names {duplicates}.')
-    templates = [str(t) for t in data.get('templates') or ['{}']]
-    _check_templates(templates, str(path))
-    return dict(classes=parsed, templates=templates, path=path)
-
-
-def _check_templates(templates: Sequence[str], source: str) -> None:
-    for template in templates:
-        if template.count('{}') != 1:
-            raise ValueError(
-                f"Template {template!r} ({source}) must contain exactly one "
-                f"'{{}}' placeholder for the class phrase.")
-
-
-def find_matching_prompt_file(classes: Sequence[str]) -> Optional[Path]:
-    """A prompt file of the repository defining exactly ``classes``."""
-    folder = REPO_ROOT / PROMPT_DIR
-    for path in sorted(folder.glob('*.json')):
-        try:
-            names = [c['name'] for c in load_prompt_file(path)['classes']]
-        except (ValueError, KeyError, json.JSONDecodeError):
-            continue
-        if names == list(classes):
-            return PROMPT_DIR / path.name
-    return None
+#: Prompt sets whose frozen features are kept (e.g. several variants).
+CACHE_SIZE = 16
 
 
 def _short_list(names: Sequence[str], limit: int = 6) -> str:
@@ -139,7 +51,10 @@ class ClassPromptLearner(BaseModule):
     """One embedding per class from a prompt file and a text encoder.
 
     The text encoder is not owned by this module: it is passed to
-    :meth:`forward`, so several prompt learners (or none) can share it.
+    :meth:`forward`, so several prompt learners (or none) can share it. It
+    needs ``tokenizer``, ``max_length``, ``device``, ``frozen``,
+    ``weights_id``, ``encode``, ``features`` and ``project`` (see
+    :class:`~cps4.models.text_encoders.HFTextEncoder`).
 
     Args:
         prompt_file (str): Prompt JSON, absolute or relative to the working
@@ -158,9 +73,8 @@ class ClassPromptLearner(BaseModule):
         class_names (list[str], optional): Classes to use, in this order
             (a subset / reordering of the file's); default all of them.
         ctx_dim (int, optional): Width of the context vectors, i.e. the text
-            encoder's ``hidden_size``. With 'learnable' and no ``ctx_dim``
-            the owner must call :meth:`init_context` before building the
-            optimizer.
+            encoder's ``hidden_size``; required by 'learnable' (``CPS4VLM``
+            fills it in from its text encoder), ignored otherwise.
         use_synonyms (bool): Also fill the templates with each class's
             synonyms ('template' style). Defaults to False.
         init_cfg (dict, optional): mmengine init config.
@@ -183,6 +97,11 @@ class ClassPromptLearner(BaseModule):
         if style == 'learnable' and n_ctx < 1:
             raise ValueError(f"style='learnable' needs n_ctx >= 1, "
                              f'got {n_ctx}.')
+        if style == 'learnable' and ctx_dim is None:
+            raise ValueError(
+                "ClassPromptLearner(style='learnable') needs ctx_dim, the "
+                "text encoder's hidden_size (CPS4VLM passes it; elsewhere "
+                'give ctx_dim=text_encoder.hidden_size).')
         data = load_prompt_file(prompt_file)
         self.prompt_file = str(prompt_file)
         self.style = style
@@ -192,7 +111,7 @@ class ClassPromptLearner(BaseModule):
         self.use_synonyms = use_synonyms
         if templates is not None:
             templates = [str(t) for t in templates]
-            _check_templates(templates, 'templates argument')
+            check_templates(templates, 'templates argument')
         self.templates: List[str] = list(templates or data['templates'])
 
         by_name = {c['name']: c for c in data['classes']}
@@ -208,8 +127,12 @@ class ClassPromptLearner(BaseModule):
             self.classes = [by_name[n] for n in class_names]
 
         self.register_parameter('ctx', None)
-        if style == 'learnable' and ctx_dim is not None:
-            self.init_context(ctx_dim)
+        if style == 'learnable':
+            shape = ((self.num_classes, n_ctx, ctx_dim)
+                     if class_specific_ctx else (n_ctx, ctx_dim))
+            self.ctx = nn.Parameter(torch.randn(shape) * ctx_init_std)
+        self._cache: 'OrderedDict[Hashable, torch.Tensor]' = OrderedDict()
+        self._warned_truncation = False
 
     # ------------------------------------------------------------------
     @property
@@ -221,28 +144,6 @@ class ClassPromptLearner(BaseModule):
     def num_classes(self) -> int:
         """int: Number of classes K, background included."""
         return len(self.classes)
-
-    def init_context(self, ctx_dim: int) -> None:
-        """Create the learnable context vectors ('learnable' style only).
-
-        Idempotent for the same width. Call it before the optimizer is
-        built, e.g. from the segmentor's ``__init__`` with
-        ``text_encoder.hidden_size``.
-
-        Args:
-            ctx_dim (int): Width of the word embeddings of the text encoder.
-        """
-        if self.style != 'learnable':
-            return
-        if self.ctx is not None:
-            if self.ctx.shape[-1] != ctx_dim:
-                raise ValueError(
-                    f'Context vectors already have width '
-                    f'{self.ctx.shape[-1]}, asked for {ctx_dim}.')
-            return
-        shape = ((self.num_classes, self.n_ctx, ctx_dim)
-                 if self.class_specific_ctx else (self.n_ctx, ctx_dim))
-        self.ctx = nn.Parameter(torch.randn(shape) * self.ctx_init_std)
 
     def check_classes(self, classes: Sequence[str]) -> None:
         """Raise if the dataset's classes differ from the prompts' classes.
@@ -288,21 +189,58 @@ class ClassPromptLearner(BaseModule):
                             for t in self.templates])
         return prompts
 
+    def tokenize(self, text_encoder: nn.Module,
+                 texts: Sequence[str]) -> Tuple[torch.Tensor, torch.Tensor]:
+        """Token ids of prompts, right-padded to the longest one.
+
+        Prompts longer than ``text_encoder.max_length`` are truncated, with
+        one warning per learner.
+
+        Args:
+            text_encoder (nn.Module): Gives ``tokenizer``, ``max_length``
+                and ``device``.
+            texts (str | Sequence[str]): Prompt(s).
+
+        Returns:
+            tuple[Tensor, Tensor]: ``input_ids`` and ``attention_mask``
+            (LongTensor [N, L]) on the text encoder's device.
+        """
+        texts = [texts] if isinstance(texts, str) else list(texts)
+        tokenizer, max_length = text_encoder.tokenizer, text_encoder.max_length
+        tokens = tokenizer(texts, padding=True, return_tensors='pt')
+        if tokens['input_ids'].shape[1] > max_length:
+            if not self._warned_truncation:
+                longest = int(tokens['attention_mask'].sum(1).argmax())
+                print_log(
+                    f'ClassPromptLearner: prompts of up to '
+                    f"{tokens['input_ids'].shape[1]} tokens are truncated "
+                    f'to model.text_encoder.max_length={max_length}, e.g. '
+                    f'{texts[longest]!r}.',
+                    logger='current', level=logging.WARNING)
+                self._warned_truncation = True
+            tokens = tokenizer(texts, padding=True, truncation=True,
+                               max_length=max_length, return_tensors='pt')
+        device = text_encoder.device
+        return (tokens['input_ids'].to(device),
+                tokens['attention_mask'].to(device))
+
     def forward(self, text_encoder: nn.Module) -> torch.Tensor:
         """Class embeddings.
 
         Args:
-            text_encoder (nn.Module): E.g. :class:`HFTextEncoder`; called with
-                texts, or (``'learnable'``) with ``inputs_embeds``.
+            text_encoder (nn.Module): E.g. :class:`HFTextEncoder`.
 
         Returns:
             Tensor: L2-normalised embeddings [K, text_encoder.dim].
         """
         if self.style == 'learnable':
-            return F.normalize(self._learnable(text_encoder), dim=-1)
+            ids, mask = self.tokenize(
+                text_encoder, [f"{c['phrase']}." for c in self.classes])
+            return F.normalize(
+                text_encoder.encode(ids, mask, context=self.ctx), dim=-1)
         prompts = self.texts()
         flat = [p for per_class in prompts for p in per_class]
-        embeds = F.normalize(text_encoder(flat), dim=-1)
+        embeds = F.normalize(self._encode_texts(text_encoder, flat), dim=-1)
         counts = torch.tensor([len(p) for p in prompts],
                               device=embeds.device)
         index = torch.repeat_interleave(
@@ -311,32 +249,27 @@ class ClassPromptLearner(BaseModule):
         summed = summed.index_add(0, index, embeds)
         return F.normalize(summed / counts.unsqueeze(1), dim=-1)
 
-    def _learnable(self, text_encoder: nn.Module) -> torch.Tensor:
-        if self.ctx is None:
-            raise RuntimeError(
-                "ClassPromptLearner(style='learnable') has no context "
-                'vectors yet: pass ctx_dim=text_encoder.hidden_size or call '
-                'init_context(text_encoder.hidden_size) before building the '
-                'optimizer.')
-        if self.ctx.shape[-1] != text_encoder.hidden_size:
-            raise ValueError(
-                f'Context width {self.ctx.shape[-1]} != text encoder hidden '
-                f'size {text_encoder.hidden_size}.')
-        tokens = text_encoder.tokenize(
-            [f"{c['phrase']}." for c in self.classes])
-        ids, mask = tokens['input_ids'], tokens['attention_mask']
-        words = text_encoder.embed_tokens(ids)
-        num = len(self.classes)
-        ctx = self.ctx.to(words.dtype)
-        if ctx.dim() == 2:
-            ctx = ctx.unsqueeze(0).expand(num, -1, -1)
-        p = text_encoder.num_prefix_tokens
-        embeds = torch.cat([words[:, :p], ctx, words[:, p:]], dim=1)
-        mask = torch.cat(
-            [mask[:, :p], mask.new_ones(num, self.n_ctx), mask[:, p:]], dim=1)
-        max_pos = getattr(text_encoder, 'max_positions', None)
-        if max_pos is not None and embeds.shape[1] > max_pos:
-            raise ValueError(
-                f'{embeds.shape[1]} tokens (n_ctx={self.n_ctx} + class '
-                f'phrase) exceed the text encoder limit of {max_pos}.')
-        return text_encoder(inputs_embeds=embeds, attention_mask=mask)
+    def _encode_texts(self, text_encoder: nn.Module,
+                      texts: List[str]) -> torch.Tensor:
+        """Projected embeddings of ``texts``; the pooled features of a
+        frozen encoder are computed once, without gradients, and cached
+        (the projection runs on every call, so it keeps training)."""
+        if not text_encoder.frozen:
+            return text_encoder.encode(*self.tokenize(text_encoder, texts))
+        key = (tuple(texts), text_encoder.weights_id,
+               str(text_encoder.device))
+        feats = self._cache.get(key)
+        if feats is None:
+            with torch.no_grad():
+                feats = text_encoder.features(
+                    *self.tokenize(text_encoder, texts))
+            self._cache[key] = feats
+            while len(self._cache) > CACHE_SIZE:
+                self._cache.popitem(last=False)
+        else:
+            self._cache.move_to_end(key)
+        return text_encoder.project(feats)
+
+    def clear_cache(self) -> None:
+        """Drop the cached features of frozen text encoders."""
+        self._cache.clear()

@@ -23,7 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, List, Union
 
-from .class_prompt_learner import ClassPromptLearner, _check_templates
+from .class_prompt_learner import ClassPromptLearner
+from .prompt_file import check_templates
 
 VARIANT_KEYS = ('name', 'style', 'templates', 'use_synonyms', 'phrases',
                 'descriptions', 'synonyms')
@@ -59,7 +60,7 @@ def load_prompt_variants(path: Union[str, Path]) -> List[dict]:
             raise ValueError(f'{path}: variant {v["name"]!r} has unknown '
                              f'key(s) {unknown}; known: {list(VARIANT_KEYS)}')
         if 'templates' in v:
-            _check_templates(v['templates'], f'{path}, {v["name"]!r}')
+            check_templates(v['templates'], f'{path}, {v["name"]!r}')
         names.append(v['name'])
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:

@@ -1,6 +1,6 @@
 """Stage 1 of CPS4: the class-specific consistency constrained VLM."""
 import math
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -42,7 +42,9 @@ class CPS4VLM(BaseSegmentor):
     Args:
         backbone (dict): Any mmseg backbone config.
         text_encoder (dict): Text encoder config (e.g. ``HFTextEncoder``).
-        prompt (dict): Class prompt config (e.g. ``ClassPromptLearner``).
+        prompt (dict): Class prompt config (e.g. ``ClassPromptLearner``);
+            built with ``ctx_dim`` defaulting to the text encoder's
+            ``hidden_size``.
         in_channels (Sequence[int]): Channels of the backbone (or neck)
             outputs used below.
         token_index (int): Which output gives the visual tokens (the
@@ -100,10 +102,9 @@ class CPS4VLM(BaseSegmentor):
         if neck is not None:
             self.neck = MODELS.build(neck)
         self.text_encoder = MODELS.build(text_encoder)
-        self.prompt = MODELS.build(prompt)
-        if hasattr(self.prompt, 'init_context'):
-            # learnable context vectors live in the text encoder's token space
-            self.prompt.init_context(self.text_encoder.hidden_size)
+        # learnable context vectors live in the text encoder's token space
+        self.prompt = MODELS.build(
+            prompt, default_args=dict(ctx_dim=self.text_encoder.hidden_size))
         if self.text_encoder.dim != embed_dim:
             raise ValueError(
                 f'CPS4VLM: text_encoder.embed_dim is {self.text_encoder.dim} '
