@@ -11,9 +11,8 @@ from PIL import Image
 
 from cps4.datasets.converters import (MRSPINESEG_CLASSES,
                                       SPIDER_DEFAULT_LABEL_MAP,
-                                      DatasetFormatError, choose_slice_axis,
-                                      convert_dataset, load_case_volume,
-                                      load_split, normalize_intensity,
+                                      DatasetFormatError, convert_dataset,
+                                      load_case_volume, load_split,
                                       read_meta, reassemble_volume)
 
 REPO = Path(__file__).parents[2]
@@ -240,25 +239,6 @@ def test_overwrite(tmp_path, converted, nnunet_src):
     assert (other / 'notes.txt').read_text() == 'keep me'
     with pytest.raises(ValueError, match='overlaps the source'):
         convert_dataset(src, src / 'out', 'nnunet')
-
-
-def test_choose_slice_axis():
-    assert choose_slice_axis((0.5, 0.5, 4.0), (512, 512, 15)) == 2
-    assert choose_slice_axis((3.3, 0.6, 0.6), (20, 400, 400)) == 0
-    # ties -> the smallest dimension, then the lowest axis
-    assert choose_slice_axis((1.0, 1.0, 1.0), (224, 224, 77)) == 2
-    assert choose_slice_axis((1.0, 1.0, 1.0), (30, 50, 30)) == 0
-
-
-def test_normalize_intensity():
-    x = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    x[0, 0, 0] = -1e6  # outlier clipped at the 0.5th percentile
-    y = normalize_intensity(x)
-    assert y.dtype == np.uint8 and y.min() == 0 and y.max() == 255
-    assert y[0, 0, 0] == 0 and y[0, 0, 1] == 0
-    sparse = np.zeros((10, 10, 10), np.float32)
-    sparse[0, 0, 0] = 5  # percentile range empty -> min/max
-    assert normalize_intensity(sparse).max() == 255
 
 
 def test_reassemble_volume():

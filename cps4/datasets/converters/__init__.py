@@ -12,6 +12,8 @@ Entry points:
 """
 from cps4.utils.fileio import DatasetFormatError
 
+from ..intensity import (INTENSITY_PERCENTILES, apply_intensity_window,
+                         intensity_window, normalize_intensity)
 from ..meta import class_to_source_values, read_meta, reassemble_volume
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, format_pct, load_split, make_split,
@@ -20,16 +22,16 @@ from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
 from .classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
                       SPIDER_DEFAULT_LABEL_MAP, ClassTable, default_palette)
 from .convert import FORMAT_VERSION, LAYOUTS, convert_dataset
-from .io import (NIFTI_SUFFIXES, ITK_SUFFIXES, Volume,
-                 read_image_2d, read_volume, read_volume_header, strip_suffix,
-                 volume_suffix, write_nifti, write_volume_like)
+from ..volume_io import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume,
+                         choose_slice_axis, read_volume, read_volume_header,
+                         strip_suffix, volume_suffix, write_nifti,
+                         write_volume_like)
+from .io import read_image_2d
 from .layouts import (SPIDER_SEQUENCES, CaseFiles, SourceDataset,
                       find_mrspineseg_cases, find_nnunet_cases,
                       find_png2d_cases, find_spider_cases, load_label_map,
                       spider_class_table)
-from .slicing import (INTENSITY_PERCENTILES, apply_intensity_window,
-                      choose_slice_axis, intensity_window, load_case_volume,
-                      normalize_intensity, slice_name)
+from .slicing import load_case_volume, slice_name
 
 __all__ = [
     # conversion

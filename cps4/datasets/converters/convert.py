@@ -30,12 +30,13 @@ from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
 
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, write_splits)
-from .io import (VolumeHeader, read_image_2d, read_volume, read_volume_header,
-                 write_png)
+from ..intensity import normalize_intensity
+from ..volume_io import (VolumeHeader, choose_slice_axis, read_volume,
+                         read_volume_header)
+from .io import read_image_2d, write_png
 from .layouts import (LAYOUT_FINDERS, SourceDataset, check_case_files,
                       select_cases)
-from .slicing import (choose_slice_axis, iter_slices, normalize_intensity,
-                      slice_name, volume_geometry)
+from .slicing import iter_slices, slice_name, volume_geometry
 
 #: Supported layouts.
 LAYOUTS = tuple(LAYOUT_FINDERS)

@@ -46,8 +46,8 @@ from cps4.utils.fileio import DatasetFormatError, PathLike, read_json
 from .classes import (MRSPINESEG_CLASSES, SPIDER_DEFAULT_LABEL_MAP,
                       ClassTable, default_palette, parse_dataset_json_labels,
                       parse_palette)
-from .io import (IMAGE_2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES,
-                 strip_suffix)
+from ..volume_io import (IMAGE_2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES,
+                         strip_suffix)
 
 SPIDER_SEQUENCES = ('t1', 't2', 't2_SPACE')
 
