@@ -21,6 +21,8 @@ from cps4.utils.fileio import DatasetFormatError
 from ..intensity import (INTENSITY_PERCENTILES, apply_intensity_window,
                          intensity_window, normalize_intensity)
 from ..meta import class_to_source_values, read_meta, reassemble_volume
+from ..spine_classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
+                             default_palette)
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, format_pct, load_split, make_split,
                       split_filename, validate_split, write_split,
@@ -29,8 +31,7 @@ from ..volume_io import (ITK_SUFFIXES, NIFTI_SUFFIXES, Volume,
                          choose_slice_axis, read_volume, read_volume_header,
                          strip_suffix, volume_suffix, write_nifti,
                          write_volume_like)
-from .classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
-                      SPIDER_DEFAULT_LABEL_MAP, ClassTable, default_palette)
+from .classes import SPIDER_DEFAULT_LABEL_MAP, ClassTable
 from .convert import FORMAT_VERSION, convert_dataset
 from .io import read_image_2d
 from .layouts import (DATASET_LAYOUTS, LAYOUTS, SPIDER_SEQUENCES,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 from cps4.utils.fileio import PathLike
 
+from ...spine_classes import MRSPINESEG_CLASSES
 from ...volume_io import NIFTI_SUFFIXES, strip_suffix
-from ..classes import MRSPINESEG_CLASSES, ClassTable
+from ..classes import ClassTable
 from .base import DATASET_LAYOUTS, BaseLayout, CaseFiles, SourceDataset
 from .utils import check_root, find_subdir, list_files, parse_classes
 

@@ -19,9 +19,9 @@ from mmengine.logging import print_log
 
 from cps4.utils.fileio import DatasetFormatError, PathLike, read_json
 
+from ...spine_classes import MRSPINESEG_CLASSES, default_palette
 from ...volume_io import ITK_SUFFIXES, NIFTI_SUFFIXES, strip_suffix
-from ..classes import (MRSPINESEG_CLASSES, SPIDER_DEFAULT_LABEL_MAP,
-                       ClassTable, default_palette)
+from ..classes import SPIDER_DEFAULT_LABEL_MAP, ClassTable
 from .base import (DATASET_LAYOUTS, BaseLayout, CaseFiles, ClassNames,
                    SourceDataset)
 from .utils import check_root, find_subdir, list_files, parse_classes

@@ -6,8 +6,8 @@ from typing import List, Mapping, Optional
 
 from cps4.utils.fileio import DatasetFormatError, PathLike
 
-from ..classes import (ClassTable, default_palette, parse_dataset_json_labels,
-                       parse_palette)
+from ...spine_classes import default_palette
+from ..classes import ClassTable, parse_dataset_json_labels, parse_palette
 from .base import ClassNames
 
 
