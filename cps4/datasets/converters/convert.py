@@ -27,13 +27,14 @@ from mmengine.logging import print_log
 
 from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
 
+from ..intensity import normalize_intensity
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, write_splits)
-from ..intensity import normalize_intensity
 from .io import write_png
 from .layouts import (BaseLayout, CaseFiles, SourceDataset, build_layout,
                       check_case_files, select_cases)
 from .slicing import iter_slices, slice_name, volume_geometry
+
 #: Version of the output format written to ``meta.json``.
 FORMAT_VERSION = 1
 
@@ -183,7 +184,7 @@ def convert_dataset(src_root: PathLike,
         src_root (str | PathLike): Root of the raw dataset.
         out_dir (str | PathLike): Output folder (created; must not exist
             unless ``overwrite``).
-        layout (str | BaseLayout): One of :data:`LAYOUTS` (``'nnunet'``,
+        layout (str | BaseLayout): One of :data:`.LAYOUTS` (``'nnunet'``,
             ``'mrspineseg'``, ``'spider'``, ``'png2d'``) or a layout object.
         classes (str | Sequence[str], optional): Class names, background
             first (list or comma-separated string); what they name depends
