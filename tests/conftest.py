@@ -16,7 +16,7 @@ os.environ.setdefault('OMP_NUM_THREADS', '2')
 def tiny_spine_root(tmp_path_factory) -> Path:
     """Six 64x64 synthetic cases converted to the slice layout."""
     from cps4.datasets.converters import convert_dataset
-    from cps4.datasets.synthetic_spine import write_synthetic_dataset
+    from cps4.datasets.synthetic import write_synthetic_dataset
 
     base = tmp_path_factory.mktemp('tiny_spine')
     raw = write_synthetic_dataset(

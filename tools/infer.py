@@ -22,8 +22,8 @@ from mmengine.logging import MMLogger
 
 from cps4.apis import (find_volumes, inference_volume, init_model,
                        output_paths, probs_path, save_prediction)
-from cps4.datasets.converters import DatasetFormatError
 from cps4.engine import to_memory_format
+from cps4.utils.fileio import DatasetFormatError
 
 
 def parse_args():

@@ -33,13 +33,12 @@ from mmengine.runner import load_checkpoint
 from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 
-from cps4.datasets.converters import (ITK_SUFFIXES, NIFTI_SUFFIXES,
-                                      apply_intensity_window,
-                                      choose_slice_axis, intensity_window,
-                                      read_volume, strip_suffix,
-                                      write_volume_like)
+from cps4.datasets.intensity import apply_intensity_window, intensity_window
 from cps4.datasets.meta import (class_to_source_values, read_meta,
                                 reassemble_volume)
+from cps4.datasets.volume_io import (ITK_SUFFIXES, NIFTI_SUFFIXES,
+                                     choose_slice_axis, read_volume,
+                                     strip_suffix, write_volume_like)
 from cps4.engine.hooks import to_memory_format
 from cps4.utils import memory_format_of
 from cps4.utils.fileio import DatasetFormatError

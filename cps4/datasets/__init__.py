@@ -1,7 +1,7 @@
 from .samplers import MultiSourceSampler
 from .spine_slice_dataset import SpineSliceDataset
-from .synthetic_spine import (SPINE_CLASSES, SPINE_PALETTE, generate_case,
-                              write_synthetic_dataset)
+from .synthetic import (SPINE_CLASSES, SPINE_PALETTE, generate_case,
+                        write_synthetic_dataset)
 from .transforms import (MultiBranch, RandomGamma, RandomGaussianBlur,
                          RandomGaussianNoise, RandomIntensityScaleShift)
 

@@ -11,9 +11,8 @@ from PIL import Image
 
 from cps4.datasets.converters import (MRSPINESEG_CLASSES,
                                       SPIDER_DEFAULT_LABEL_MAP,
-                                      DatasetFormatError, choose_slice_axis,
-                                      convert_dataset, load_case_volume,
-                                      load_split, normalize_intensity,
+                                      DatasetFormatError, convert_dataset,
+                                      load_case_volume, load_split,
                                       read_meta, reassemble_volume)
 
 REPO = Path(__file__).parents[2]
@@ -240,25 +239,6 @@ def test_overwrite(tmp_path, converted, nnunet_src):
     assert (other / 'notes.txt').read_text() == 'keep me'
     with pytest.raises(ValueError, match='overlaps the source'):
         convert_dataset(src, src / 'out', 'nnunet')
-
-
-def test_choose_slice_axis():
-    assert choose_slice_axis((0.5, 0.5, 4.0), (512, 512, 15)) == 2
-    assert choose_slice_axis((3.3, 0.6, 0.6), (20, 400, 400)) == 0
-    # ties -> the smallest dimension, then the lowest axis
-    assert choose_slice_axis((1.0, 1.0, 1.0), (224, 224, 77)) == 2
-    assert choose_slice_axis((1.0, 1.0, 1.0), (30, 50, 30)) == 0
-
-
-def test_normalize_intensity():
-    x = np.arange(1000, dtype=np.float32).reshape(10, 10, 10)
-    x[0, 0, 0] = -1e6  # outlier clipped at the 0.5th percentile
-    y = normalize_intensity(x)
-    assert y.dtype == np.uint8 and y.min() == 0 and y.max() == 255
-    assert y[0, 0, 0] == 0 and y[0, 0, 1] == 0
-    sparse = np.zeros((10, 10, 10), np.float32)
-    sparse[0, 0, 0] = 5  # percentile range empty -> min/max
-    assert normalize_intensity(sparse).max() == 255
 
 
 def test_reassemble_volume():
@@ -632,3 +612,51 @@ def test_cli(tmp_path, nnunet_src):
     ]
     assert sorted(read_meta(out)['cases']) == sorted(truth)
     assert cli.main([str(src), str(out)]) == 1  # exists, no --overwrite
+
+
+def _load_tool(name):
+    spec = importlib.util.spec_from_file_location(
+        f'{name}_cli', REPO / 'tools' / 'dataset_converters' / f'{name}.py')
+    cli = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(cli)
+    return cli
+
+
+def test_spider_cli_options(tmp_path):
+    src = tmp_path / 'SPIDER'
+    truth = make_spider(src, ids=(3, ))
+    label_map = tmp_path / 'map.json'
+    label_map.write_text(json.dumps({'100': 'canal'}))
+    cli = _load_tool('spider')
+    out = tmp_path / 'out'
+    assert cli.main([
+        str(src),
+        str(out), '--sequence', 't2', '--label-map',
+        str(label_map), '--no-splits', '--name', 'sp'
+    ]) == 0
+    meta = read_meta(out)
+    assert meta['name'] == 'sp' and meta['sequence'] == 't2'
+    assert meta['classes'][-1] == 'canal' and not (out / 'splits').exists()
+    lab = load_case_volume(out, '3')
+    assert np.all(lab[truth['3'] == 100] == len(meta['classes']) - 1)
+    # no T1 masks: the failure is reported as exit code 1
+    assert cli.main([str(src), str(tmp_path / 't1'), '--sequence',
+                     't1']) == 1
+    assert not (tmp_path / 't1').exists()
+
+
+def test_png2d_cli_requires_classes(tmp_path):
+    root = tmp_path / 'raw'
+    (root / 'images').mkdir(parents=True)
+    (root / 'labels').mkdir()
+    Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(
+        root / 'images' / 'a.png')
+    Image.fromarray((np.arange(64).reshape(8, 8) % 3).astype(
+        np.uint8)).save(root / 'labels' / 'a.png')
+    cli = _load_tool('png2d')
+    assert cli.main([str(root), str(tmp_path / 'o1')]) == 1
+    assert cli.main([
+        str(root),
+        str(tmp_path / 'o2'), '--classes', 'bg,a,b', '--slice-axis', '0'
+    ]) == 0
+    assert read_meta(tmp_path / 'o2')['classes'] == ['bg', 'a', 'b']

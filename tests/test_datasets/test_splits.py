@@ -1,4 +1,4 @@
-"""Tests of the case-level splits of cps4.datasets.converters."""
+"""Tests of the case-level splits (cps4.datasets.splits)."""
 import importlib.util
 import json
 import math
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from cps4.datasets.converters import (DatasetFormatError, format_pct,
-                                      load_split, make_split, split_filename,
-                                      write_split, write_splits)
+from cps4.datasets.splits import (format_pct, load_split, make_split,
+                                  split_filename, write_split, write_splits)
+from cps4.utils.fileio import DatasetFormatError
 
 SUBSETS = ('labelled', 'unlabelled', 'val', 'test')
 CASES = [f'case_{i:02d}' for i in range(40)]

@@ -14,8 +14,9 @@ from mmengine.runner import Runner
 
 from cps4.apis import (case_name, find_volumes, inference_volume, init_model,
                        output_paths, save_prediction)
-from cps4.datasets.converters import DatasetFormatError, read_meta
+from cps4.datasets.meta import read_meta
 from cps4.evaluation.functional import dice_per_class
+from cps4.utils.fileio import DatasetFormatError
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture(scope='module')

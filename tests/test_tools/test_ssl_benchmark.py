@@ -20,7 +20,7 @@ RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
 
 @pytest.fixture(scope='module')
 def tiny_raw(tmp_path_factory):
-    from cps4.datasets.synthetic_spine import write_synthetic_dataset
+    from cps4.datasets.synthetic import write_synthetic_dataset
     return write_synthetic_dataset(
         tmp_path_factory.mktemp('bench') / 'raw', num_cases=6, seed=0,
         image_size=(64, 64), progress=False)

@@ -8,10 +8,12 @@ Example::
 import argparse
 import sys
 
-from mmengine.logging import print_log
+from mmengine.logging import MMLogger, print_log
 
-from cps4.datasets.converters import write_splits
-from cps4.datasets.converters.cli import add_split_arguments, setup_logger
+from cps4.datasets.splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
+                                  write_splits)
+
+LOGGER_NAME = 'cps4_make_splits'
 
 
 def parse_args(argv=None):
@@ -20,7 +22,28 @@ def parse_args(argv=None):
         description='Write OUT/splits/seed{seed}_{pct}pct.json for a '
         'converted dataset folder.')
     parser.add_argument('out_dir', help='converted dataset (has meta.json)')
-    add_split_arguments(parser)
+    parser.add_argument(
+        '--seeds',
+        type=int,
+        nargs='+',
+        default=list(DEFAULT_SPLIT_SEEDS),
+        help='split seeds (default: %(default)s)')
+    parser.add_argument(
+        '--ratios',
+        type=float,
+        nargs='+',
+        default=list(DEFAULT_LABEL_RATIOS),
+        help='labelled ratios in (0, 1] (default: %(default)s)')
+    parser.add_argument(
+        '--val-fraction',
+        type=float,
+        default=0.1,
+        help='fraction of cases for validation (default: %(default)s)')
+    parser.add_argument(
+        '--test-fraction',
+        type=float,
+        default=0.2,
+        help='fraction of cases for testing (default: %(default)s)')
     parser.add_argument(
         '--overwrite',
         action='store_true',
@@ -31,7 +54,9 @@ def parse_args(argv=None):
 def main(argv=None):
     """Parse arguments and write the splits; return the exit code."""
     args = parse_args(argv)
-    setup_logger('cps4_make_splits')
+    if not MMLogger.check_instance_created(LOGGER_NAME):
+        MMLogger.get_instance(
+            LOGGER_NAME, logger_name=LOGGER_NAME, log_level='INFO')
     try:
         paths = write_splits(args.out_dir, args.seeds, args.ratios,
                              args.val_fraction, args.test_fraction,

@@ -9,7 +9,7 @@ import argparse
 
 from mmengine.logging import MMLogger, print_log
 
-from cps4.datasets.synthetic_spine import write_synthetic_dataset
+from cps4.datasets.synthetic import write_synthetic_dataset
 
 
 def parse_args() -> argparse.Namespace:

@@ -8,15 +8,17 @@ values may map to one class, e.g. SPIDER's spinal canal to background).
 
 Tables defined here:
 
-* :data:`MRSPINESEG_CLASSES`: the 20 MRSpineSeg classes; the index of a name
-  is its source label value in MRSpineSeg masks.
+* :data:`MRSPINESEG_CLASSES` (from :mod:`cps4.datasets.spine_classes`): the
+  20 MRSpineSeg classes; the index of a name is its source label value in
+  MRSpineSeg masks.
 * :data:`SPIDER_DEFAULT_LABEL_MAP`: SPIDER source values to MRSpineSeg class
-  names (see :mod:`cps4.datasets.converters.layouts` for the assumption).
-* :data:`DEFAULT_PALETTE`: colours used when a dataset brings none.
+  names (see :mod:`cps4.datasets.converters.layouts.spider_layout` for
+  the assumption).
+* :data:`DEFAULT_PALETTE` (from :mod:`cps4.datasets.spine_classes`): colours
+  used when a dataset brings none.
 """
 from __future__ import annotations
 
-import colorsys
 from dataclasses import dataclass, field
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -24,11 +26,14 @@ import numpy as np
 
 from cps4.utils.fileio import DatasetFormatError
 
-#: MRSpineSeg classes; ``MRSPINESEG_CLASSES[v]`` is the name of source value v.
-MRSPINESEG_CLASSES: Tuple[str, ...] = (
-    'background', 'S', 'L5', 'L4', 'L3', 'L2', 'L1', 'T12', 'T11', 'T10', 'T9',
-    'L5/S', 'L4/L5', 'L3/L4', 'L2/L3', 'L1/L2', 'T12/L1', 'T11/T12',
-    'T10/T11', 'T9/T10')
+from ..spine_classes import (DEFAULT_PALETTE, MRSPINESEG_CLASSES,
+                             default_palette)
+
+__all__ = [
+    'MRSPINESEG_CLASSES', 'DEFAULT_PALETTE', 'default_palette',
+    'SPIDER_CANAL_VALUE', 'SPIDER_DEFAULT_LABEL_MAP', 'ClassTable',
+    'parse_dataset_json_labels', 'parse_palette'
+]
 
 #: SPIDER vertebra values (1 = most caudal vertebra) kept by default.
 _SPIDER_VERTEBRAE = ('L5', 'L4', 'L3', 'L2', 'L1', 'T12', 'T11', 'T10', 'T9')
@@ -53,34 +58,6 @@ def _spider_default_label_map() -> Dict[int, str]:
 #: 10..25), discs above T9/T10 (210..225) and the spinal canal (100) map to
 #: background.
 SPIDER_DEFAULT_LABEL_MAP: Dict[int, str] = _spider_default_label_map()
-
-#: Fixed colours, background first; extended deterministically when needed.
-DEFAULT_PALETTE: Tuple[Tuple[int, int, int], ...] = (
-    (0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
-    (245, 130, 48), (145, 30, 180), (70, 240, 240), (240, 50, 230),
-    (210, 245, 60), (250, 190, 212), (0, 128, 128), (220, 190, 255),
-    (170, 110, 40), (255, 250, 200), (128, 0, 0), (170, 255, 195),
-    (128, 128, 0), (255, 215, 180), (0, 0, 128), (128, 128, 128))
-
-
-def default_palette(num_classes: int) -> List[List[int]]:
-    """Return ``num_classes`` fixed RGB colours, background black.
-
-    Args:
-        num_classes (int): Number of classes.
-
-    Returns:
-        list[list[int]]: One ``[r, g, b]`` per class.
-    """
-    colours = [list(c) for c in DEFAULT_PALETTE[:num_classes]]
-    for i in range(len(colours), num_classes):
-        # Golden-ratio hue steps give well separated, reproducible colours.
-        hue = (i * 0.618033988749895) % 1.0
-        r, g, b = colorsys.hsv_to_rgb(hue, 0.65, 0.95)
-        colours.append([int(round(r * 255)), int(round(g * 255)),
-                        int(round(b * 255))])
-    return colours
-
 
 @dataclass
 class ClassTable:

@@ -16,29 +16,25 @@ interrupted run never damages an existing complete ``OUT``.
 from __future__ import annotations
 
 import logging
-import numbers
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
-import numpy as np
 from mmengine.logging import print_log
 
 from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
 
+from ..intensity import normalize_intensity
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, write_splits)
-from .io import (VolumeHeader, read_image_2d, read_volume, read_volume_header,
-                 write_png)
-from .layouts import (LAYOUT_FINDERS, SourceDataset, check_case_files,
-                      select_cases)
-from .slicing import (choose_slice_axis, iter_slices, normalize_intensity,
-                      slice_name, volume_geometry)
+from .io import write_png
+from .layouts import (BaseLayout, CaseFiles, SourceDataset, build_layout,
+                      check_case_files, select_cases)
+from .slicing import iter_slices, slice_name, volume_geometry
 
-#: Supported layouts.
-LAYOUTS = tuple(LAYOUT_FINDERS)
 #: Version of the output format written to ``meta.json``.
 FORMAT_VERSION = 1
 
@@ -69,63 +65,8 @@ def _check_out_dir(src_root: Path, out_dir: Path, overwrite: bool) -> None:
             'converted dataset; refusing to replace it')
 
 
-def _resolve_slice_axis(dataset: SourceDataset, slice_axis: Optional[int],
-                        headers: Mapping[str, VolumeHeader]) -> int:
-    """Apply the precedence dataset.json > argument > voxel spacing."""
-    if slice_axis is not None:
-        if isinstance(slice_axis, bool) or not isinstance(
-                slice_axis, numbers.Integral) or not -3 <= slice_axis <= 2:
-            raise ValueError(
-                f'slice_axis must be 0, 1 or 2, got {slice_axis!r}')
-        slice_axis = int(slice_axis) % 3
-    if dataset.is_2d:
-        return 2
-    if dataset.slice_axis is not None:
-        if slice_axis is not None and slice_axis != dataset.slice_axis:
-            _log(
-                f'slice_axis={slice_axis} ignored: the dataset fixes '
-                f'slice_axis={dataset.slice_axis} (dataset.json)',
-                logging.WARNING)
-        return dataset.slice_axis
-    if slice_axis is not None:
-        return slice_axis
-    by_axis: Dict[int, List[str]] = {}
-    for case_id, header in headers.items():
-        axis = choose_slice_axis(header.spacing, header.shape)
-        by_axis.setdefault(axis, []).append(case_id)
-    if len(by_axis) > 1:
-        detail = '; '.join(f'axis {a} for {ids[:5]}'
-                           for a, ids in sorted(by_axis.items()))
-        raise DatasetFormatError(
-            'cases disagree on the slice axis chosen from their voxel '
-            f'spacing ({detail}); pass slice_axis (--slice-axis)')
-    axis = next(iter(by_axis))
-    _log(f'slice axis {axis} chosen from the voxel spacing')
-    return axis
-
-
-def _read_headers(dataset: SourceDataset) -> Dict[str, VolumeHeader]:
-    """Read every image header and compare image and mask shapes.
-
-    This catches unreadable headers, 2D files and shape mismatches before
-    any voxel is loaded.
-    """
-    headers = {}
-    for case in dataset.cases:
-        image = read_volume_header(case.image, dataset.rel(case.image))
-        headers[case.case_id] = image
-        if case.label is None:
-            continue
-        label = read_volume_header(case.label, dataset.rel(case.label))
-        if image.shape != label.shape:
-            raise DatasetFormatError(
-                f'{dataset.rel(case.label)}: mask shape {list(label.shape)} '
-                f'differs from image {dataset.rel(case.image)} shape '
-                f'{list(image.shape)}; resample the mask onto the image grid')
-    return headers
-
-
-def _convert_case(dataset: SourceDataset, case, slice_axis: int,
+def _convert_case(layout: BaseLayout, dataset: SourceDataset,
+                  case: CaseFiles, slice_axis: int,
                   tmp: Path) -> Tuple[Dict, int]:
     """Convert one case into ``tmp``.
 
@@ -135,19 +76,7 @@ def _convert_case(dataset: SourceDataset, case, slice_axis: int,
     """
     image_name = dataset.rel(case.image)
     label_name = dataset.rel(case.label)
-    if dataset.is_2d:
-        image = read_image_2d(case.image, image_name)[..., None]
-        spacing, affine = (1.0, 1.0, 1.0), np.eye(4)
-        label = None
-        if case.label is not None:
-            label = read_image_2d(case.label, label_name, is_label=True)
-            label = label[..., None]
-    else:
-        vol = read_volume(case.image, image_name)
-        image, spacing, affine = vol.data, vol.spacing, vol.affine
-        label = None
-        if case.label is not None:
-            label = read_volume(case.label, label_name, is_label=True).data
+    image, label, spacing, affine = layout.read_case(dataset, case)
     if label is not None and label.shape != image.shape:
         raise DatasetFormatError(
             f'{label_name}: mask shape {list(label.shape)} differs from image '
@@ -176,6 +105,44 @@ def _convert_case(dataset: SourceDataset, case, slice_axis: int,
     return entry, n_dropped
 
 
+def _convert_cases(layout: BaseLayout, dataset: SourceDataset,
+                   slice_axis: int, tmp: Path) -> Dict[str, Dict]:
+    """Convert every case into ``tmp``; return the ``meta.json`` cases."""
+    (tmp / 'images').mkdir()
+    (tmp / 'labels').mkdir()
+    case_meta, total_dropped = {}, 0
+    n_cases = len(dataset.cases)
+    for k, case in enumerate(dataset.cases, 1):
+        entry, n_dropped = _convert_case(layout, dataset, case, slice_axis,
+                                         tmp)
+        case_meta[case.case_id] = entry
+        total_dropped += n_dropped
+        n = entry['n_slices']
+        note = '' if case.label else ' (unlabelled)'
+        if n_dropped:
+            note += f', {n_dropped} labelled voxels mapped to background'
+        _log(f'[{k}/{n_cases}] {case.case_id}: {n} '
+             f'slice{"" if n == 1 else "s"}{note}')
+    if total_dropped:
+        _log(
+            f'{total_dropped} labelled voxels in total were mapped to '
+            'background by the label map', logging.WARNING)
+    return case_meta
+
+
+@contextmanager
+def _staging_dir(out_dir: Path) -> Iterator[Path]:
+    """A temporary sibling of ``out_dir``, removed if the block fails."""
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.tmp-',
+                                dir=out_dir.parent))
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
 def _commit(tmp: Path, out_dir: Path) -> None:
     """Move the finished ``tmp`` folder to ``out_dir``."""
     os.chmod(tmp, 0o755)
@@ -196,13 +163,13 @@ def _commit(tmp: Path, out_dir: Path) -> None:
 
 def convert_dataset(src_root: PathLike,
                     out_dir: PathLike,
-                    layout: str,
+                    layout: Union[str, BaseLayout],
                     classes: Union[None, str, Sequence[str]] = None,
                     slice_axis: Optional[int] = None,
                     label_map: Union[None, PathLike, Mapping] = None,
                     overwrite: bool = False,
                     *,
-                    sequence: str = 't2',
+                    sequence: Optional[str] = None,
                     cases: Optional[Sequence[str]] = None,
                     allow_unlabelled: bool = False,
                     name: Optional[str] = None,
@@ -217,34 +184,27 @@ def convert_dataset(src_root: PathLike,
         src_root (str | PathLike): Root of the raw dataset.
         out_dir (str | PathLike): Output folder (created; must not exist
             unless ``overwrite``).
-        layout (str): One of ``'nnunet'``, ``'mrspineseg'``, ``'spider'``,
-            ``'png2d'``.
+        layout (str | BaseLayout): One of :data:`.LAYOUTS` (``'nnunet'``,
+            ``'mrspineseg'``, ``'spider'``, ``'png2d'``) or a layout object.
         classes (str | Sequence[str], optional): Class names, background
-            first (list or comma-separated string). For ``nnunet``,
-            ``mrspineseg`` and ``png2d`` with a ``dataset.json`` they rename
-            the layout's classes (same count); for ``png2d`` without one they
-            define the classes of label values ``0..K-1``; for ``spider``
-            they are the output classes the label map refers to.
+            first (list or comma-separated string); what they name depends
+            on the layout (see its class).
         slice_axis (int, optional): Slice axis when ``dataset.json`` has no
             ``slice_axis``. Defaults to the axis of largest spacing (ties:
             fewest voxels).
-        label_map (str | PathLike | Mapping, optional): ``spider`` only:
-            ``{source_value: class_name}`` merged over the default SPIDER
-            map, or a JSON file holding it.
+        label_map (str | PathLike | Mapping, optional): ``spider`` only, see
+            :class:`.SpiderLayout`.
         overwrite (bool): Replace an existing converted ``out_dir``.
             Defaults to False.
-        sequence (str): ``spider`` only: ``'t1'``, ``'t2'`` or
-            ``'t2_SPACE'``. Defaults to ``'t2'``.
+        sequence (str, optional): ``spider`` only, see :class:`.SpiderLayout`.
         cases (Sequence[str], optional): Convert only these case ids.
         allow_unlabelled (bool): Convert cases without a mask as unlabelled
             (``label`` null, no label slices) instead of raising.
         name (str, optional): Dataset name for ``meta.json``; defaults to
             ``dataset.json`` ``name`` or the source folder name.
         splits (bool): Also write case-level splits. Defaults to True.
-        split_seeds (Sequence[int]): Seeds of the splits. Defaults to
-            (0, 1, 2).
-        split_ratios (Sequence[float]): Label ratios of the splits. Defaults
-            to (0.01, 0.05, 0.1, 0.25, 1.0).
+        split_seeds (Sequence[int]): Seeds of the splits.
+        split_ratios (Sequence[float]): Label ratios of the splits.
         val_fraction (float): Fraction of cases for validation.
         test_fraction (float): Fraction of cases for testing.
 
@@ -257,71 +217,32 @@ def convert_dataset(src_root: PathLike,
         FileNotFoundError: A source file or folder is missing.
         DatasetFormatError: A source file is unreadable or inconsistent.
     """
-    if layout not in LAYOUT_FINDERS:
-        raise ValueError(f'unknown layout {layout!r}; known layouts: '
-                         f'{", ".join(LAYOUTS)}')
-    if label_map is not None and layout != 'spider':
-        raise ValueError(f'label_map is only supported for the spider layout, '
-                         f'not {layout!r}')
-    if splits:
-        for ratio in split_ratios:
-            check_label_ratio(ratio)
-    src_root = Path(src_root).absolute()
-    out_dir = Path(out_dir).absolute()
+    layout = build_layout(
+        layout, classes=classes, label_map=label_map, sequence=sequence)
+    for ratio in split_ratios if splits else ():
+        check_label_ratio(ratio)
+    src_root, out_dir = Path(src_root).absolute(), Path(out_dir).absolute()
     _check_out_dir(src_root, out_dir, overwrite)
-
-    kwargs = dict(classes=classes)
-    if layout == 'spider':
-        kwargs.update(sequence=sequence, label_map=label_map)
-    dataset = LAYOUT_FINDERS[layout](src_root, **kwargs)
+    dataset = layout.find_cases(src_root)
     select_cases(dataset, cases)
     check_case_files(dataset, allow_unlabelled)
-    headers = {} if dataset.is_2d else _read_headers(dataset)
-    axis = _resolve_slice_axis(dataset, slice_axis, headers)
-    n_cases = len(dataset.cases)
-    _log(f'converting {n_cases} cases of {src_root} ({layout} layout, '
-         f'{dataset.classes.num_classes} classes, slice axis {axis}) '
-         f'into {out_dir}')
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.tmp-',
-                                dir=out_dir.parent))
-    try:
-        (tmp / 'images').mkdir()
-        (tmp / 'labels').mkdir()
-        case_meta, total_dropped = {}, 0
-        for k, case in enumerate(dataset.cases, 1):
-            entry, n_dropped = _convert_case(dataset, case, axis, tmp)
-            case_meta[case.case_id] = entry
-            total_dropped += n_dropped
-            n = entry['n_slices']
-            note = '' if case.label else ' (unlabelled)'
-            if n_dropped:
-                note += f', {n_dropped} labelled voxels mapped to background'
-            _log(f'[{k}/{n_cases}] {case.case_id}: {n} '
-                 f'slice{"" if n == 1 else "s"}{note}')
-        if total_dropped:
-            _log(
-                f'{total_dropped} labelled voxels in total were mapped to '
-                'background by the label map', logging.WARNING)
-        meta = dict(
-            format_version=FORMAT_VERSION,
-            name=name or dataset.name,
-            layout=layout,
-            source_root=str(src_root),
-            **dataset.classes.to_meta(),
-            slice_axis=axis,
-            **dataset.extra_meta,
-            cases=case_meta)
-        write_json_atomic(tmp / 'meta.json', meta)
+    axis = layout.resolve_slice_axis(dataset, slice_axis)
+    _log(f'converting {len(dataset.cases)} cases of {src_root} '
+         f'({layout.name} layout, {dataset.classes.num_classes} classes, '
+         f'slice axis {axis}) into {out_dir}')
+    with _staging_dir(out_dir) as tmp:
+        case_meta = _convert_cases(layout, dataset, axis, tmp)
+        write_json_atomic(
+            tmp / 'meta.json',
+            dict(format_version=FORMAT_VERSION, name=name or dataset.name,
+                 layout=layout.name, source_root=str(src_root),
+                 **dataset.classes.to_meta(), slice_axis=axis,
+                 **dataset.extra_meta, cases=case_meta))
         if splits and any(e['label'] for e in case_meta.values()):
             paths = write_splits(tmp, split_seeds, split_ratios, val_fraction,
                                  test_fraction)
             _log(f'wrote {len(paths)} splits')
         _check_out_dir(src_root, out_dir, overwrite)
         _commit(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     _log(f'done: {out_dir}')
     return out_dir

@@ -6,8 +6,8 @@ Conventions shared by the converter and every reader of its output:
   the two remaining axes keep their array order (rows = first remaining
   axis). :func:`reassemble_volume` is its exact inverse (``np.stack`` along
   ``slice_axis``).
-* Image intensities are normalised per case: clipped to the case's
-  [0.5, 99.5] percentiles and scaled linearly to 0..255 (uint8).
+* Image intensities are normalised per case by
+  :func:`cps4.datasets.intensity.normalize_intensity`.
 """
 from __future__ import annotations
 
@@ -21,9 +21,6 @@ from cps4.utils.fileio import DatasetFormatError, PathLike
 from ..meta import class_to_source_values, read_meta, reassemble_volume
 from .io import read_png
 
-#: Percentiles clipped by :func:`normalize_intensity`.
-INTENSITY_PERCENTILES = (0.5, 99.5)
-
 
 def slice_name(case_id: str, index: int) -> str:
     """File name of slice ``index`` of ``case_id`` (``<case>_<iiii>.png``).
@@ -36,97 +33,6 @@ def slice_name(case_id: str, index: int) -> str:
         str: The PNG file name.
     """
     return f'{case_id}_{index:04d}.png'
-
-
-def choose_slice_axis(spacing: Sequence[float], shape: Sequence[int]) -> int:
-    """Pick the slice axis of a volume from its geometry.
-
-    The axis with the largest spacing (the through-plane direction of a 2D
-    multi-slice acquisition) is chosen; among axes with equal spacing (to
-    1e-3 relative) the one with the fewest voxels wins, then the lowest axis.
-
-    Args:
-        spacing (Sequence[float]): Voxel size per array axis.
-        shape (Sequence[int]): Array shape.
-
-    Returns:
-        int: The slice axis.
-    """
-    spacing = np.asarray(spacing, dtype=np.float64)
-    largest = spacing.max()
-    tied = [
-        a for a in range(len(spacing))
-        if np.isclose(spacing[a], largest, rtol=1e-3, atol=0)
-    ]
-    return min(tied, key=lambda a: (int(shape[a]), a))
-
-
-def intensity_window(image: np.ndarray,
-                     display: str = 'image') -> Tuple[float, float]:
-    """The [0.5, 99.5] percentile window of one case's intensities.
-
-    When the percentile range is empty (e.g. more than 99.5% of voxels share
-    one value) but the image is not constant, the min/max range is used.
-
-    Args:
-        image (np.ndarray): Intensities of one case (any shape).
-        display (str): File name for error messages.
-
-    Returns:
-        tuple: ``(lo, hi)`` with ``hi > lo``.
-
-    Raises:
-        DatasetFormatError: The image holds NaN/Inf or is constant.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    n_bad = 0
-    for plane in image.reshape(image.shape[0], -1) if image.ndim else [image]:
-        n_bad += int(plane.size - np.count_nonzero(np.isfinite(plane)))
-    if n_bad:
-        raise DatasetFormatError(
-            f'{display}: {n_bad} voxels are NaN or infinite; fix or '
-            're-export the image')
-    lo, hi = np.percentile(image, INTENSITY_PERCENTILES)
-    if not hi > lo:
-        lo, hi = float(image.min()), float(image.max())
-    if not hi > lo:
-        raise DatasetFormatError(
-            f'{display}: the image is constant (every voxel is {lo:g}); it '
-            'holds no data, remove the case or fix the file')
-    return lo, hi
-
-
-def apply_intensity_window(image: np.ndarray, lo: float,
-                           hi: float) -> np.ndarray:
-    """Clip ``image`` to ``[lo, hi]`` and scale it to uint8 0..255.
-
-    Element-wise, so a volume may be scaled in pieces (e.g. slice by slice
-    to bound the memory) with the same result as at once.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    scaled = (np.clip(image, lo, hi) - lo) * (255.0 / (hi - lo))
-    return np.rint(scaled).astype(np.uint8)
-
-
-def normalize_intensity(image: np.ndarray,
-                        display: str = 'image') -> np.ndarray:
-    """Clip to the [0.5, 99.5] percentiles and scale to uint8 0..255.
-
-    :func:`intensity_window` then :func:`apply_intensity_window`.
-
-    Args:
-        image (np.ndarray): Intensities of one case (any shape).
-        display (str): File name for error messages.
-
-    Returns:
-        np.ndarray: uint8 array of the same shape.
-
-    Raises:
-        DatasetFormatError: The image holds NaN/Inf or is constant.
-    """
-    image = np.asarray(image, dtype=np.float32)
-    lo, hi = intensity_window(image, display)
-    return apply_intensity_window(image, lo, hi)
 
 
 def iter_slices(volume: np.ndarray, slice_axis: int):
@@ -206,7 +112,5 @@ def volume_geometry(shape: Sequence[int], spacing: Sequence[float],
 
 
 __all__: List[str] = [
-    'INTENSITY_PERCENTILES', 'slice_name', 'choose_slice_axis',
-    'intensity_window', 'apply_intensity_window', 'normalize_intensity',
-    'iter_slices', 'load_case_volume', 'volume_geometry'
+    'slice_name', 'iter_slices', 'load_case_volume', 'volume_geometry'
 ]

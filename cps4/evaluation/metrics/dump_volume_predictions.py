@@ -11,9 +11,9 @@ from mmengine.structures import BaseDataElement
 from mmengine.utils import mkdir_or_exist
 
 from mmseg.registry import METRICS
-from cps4.datasets.converters import write_nifti
 from cps4.datasets.meta import (class_to_source_values, read_meta,
                                 reassemble_volume)
+from cps4.datasets.volume_io import write_nifti
 from .volume_dice_metric import _compact, _to_numpy_map
 
 

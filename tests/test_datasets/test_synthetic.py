@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from cps4.datasets import synthetic_spine
-from cps4.datasets.synthetic_spine import (SPINE_CLASSES, SPINE_PALETTE,
-                                           generate_case,
-                                           write_synthetic_dataset)
+from cps4.datasets.synthetic import (SPINE_CLASSES, SPINE_PALETTE,
+                                     CaseParams, generate_case,
+                                     sample_anatomy, sample_appearance,
+                                     write_synthetic_dataset)
+from cps4.datasets.synthetic.writer import GENERATOR_ID, _is_complete
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NUM_CASES = 8
@@ -252,7 +253,7 @@ def test_interrupted_write_leaves_no_file(tmp_path, monkeypatch):
             tmp_path, num_cases=1, image_size=(32, 32), progress=False)
     assert not list(tmp_path.rglob('*.nii.gz'))
     assert not (tmp_path / 'dataset.json').exists()
-    assert not synthetic_spine._is_complete(tmp_path, {'num_cases': 1})
+    assert not _is_complete(tmp_path, {'num_cases': 1})
 
 
 def test_cli(tmp_path):
@@ -275,3 +276,60 @@ def test_cli(tmp_path):
     assert meta['generator']['seed'] == 3
     assert nib.load(out / 'labelsTr' / 'spine_001.nii.gz').shape[:2] == (48,
                                                                          40)
+
+
+def test_shared_class_table_and_old_module_names():
+    from cps4.datasets import synthetic_spine
+    from cps4.datasets.spine_classes import (MRSPINESEG_CLASSES,
+                                             default_palette)
+    assert SPINE_CLASSES == MRSPINESEG_CLASSES
+    assert SPINE_PALETTE == default_palette(20)
+    assert synthetic_spine.generate_case is generate_case
+    assert synthetic_spine.write_synthetic_dataset is write_synthetic_dataset
+    assert synthetic_spine.SPINE_CLASSES == SPINE_CLASSES
+
+
+def test_case_params():
+    rng = np.random.default_rng(0)
+    params = CaseParams.draw(rng, (64, 48))
+    assert params.shape[:2] == (64, 48) and 9 <= params.num_slices <= 17
+    assert 3.0 <= params.slice_spacing <= 4.5
+    given = CaseParams.draw(rng, (32, 32), num_slices=3, slice_spacing=2.0)
+    assert (given.num_slices, given.slice_spacing) == (3, 2.0)
+    with pytest.raises(AttributeError):
+        given.num_slices = 4  # frozen
+    with pytest.raises(ValueError, match='image_size too small'):
+        CaseParams.draw(rng, (8, 64))
+    with pytest.raises(ValueError, match='num_slices must be positive'):
+        CaseParams.draw(rng, (32, 32), num_slices=0)
+
+
+def test_anatomy_stacking():
+    rng = np.random.default_rng(4)
+    anatomy = sample_anatomy(rng)
+    # discs and bodies alternate upwards from the top of S1 without gaps
+    np.testing.assert_allclose(anatomy.disc_lo[0], 0.0)
+    np.testing.assert_allclose(anatomy.disc_hi - anatomy.disc_lo,
+                               anatomy.disc_height)
+    np.testing.assert_allclose(anatomy.center - anatomy.half_height,
+                               anatomy.disc_hi)
+    np.testing.assert_allclose(anatomy.disc_lo[1:], anatomy.top[:-1])
+    # the profiles interpolate the knots: body half depth at body centres
+    np.testing.assert_allclose(anatomy.depth_at(anatomy.center),
+                               anatomy.half_depth)
+    assert np.all(anatomy.canal_back_at(anatomy.center) > anatomy.half_depth)
+    appearance = sample_appearance(rng)
+    assert appearance.tone['csf'] > appearance.tone['cortex']
+    assert appearance.marrow_gain.shape == (len(anatomy.center) + 1, )
+
+
+def test_dataset_json_generator_id(tmp_path):
+    write_synthetic_dataset(
+        tmp_path, num_cases=1, image_size=(32, 32), progress=False)
+    meta = json.loads((tmp_path / 'dataset.json').read_text())
+    assert meta['generator']['module'] == GENERATOR_ID
+    assert GENERATOR_ID in meta['description']
+    assert _is_complete(tmp_path, meta['generator'])
+    image = nib.load(tmp_path / 'imagesTr' / 'spine_000_0000.nii.gz')
+    assert image.header.get_xyzt_units()[0] == 'mm'
+    assert int(image.header['sform_code']) == 1

@@ -1,0 +1,289 @@
+"""The base of the raw dataset layouts and the cases they find.
+
+A layout (one registered class per file in this package) knows how a raw
+dataset is stored: :meth:`BaseLayout.find_cases` scans a dataset root, pairs
+image and mask files by case and builds the class table, returning a
+:class:`SourceDataset`; :meth:`BaseLayout.read_case` loads one case and
+:meth:`BaseLayout.resolve_slice_axis` picks the axis it is cut along. Missing
+files are not reported while scanning but by :func:`check_case_files`, after
+an optional selection of cases (:func:`select_cases`), so that converting a
+few cases of a dataset with an unrelated broken case still works.
+"""
+from __future__ import annotations
+
+import logging
+import numbers
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+from mmengine.logging import print_log
+from mmengine.registry import Registry
+
+from cps4.utils.fileio import DatasetFormatError, PathLike
+
+from ...volume_io import (VolumeHeader, choose_slice_axis, read_volume,
+                          read_volume_header)
+from ..classes import ClassTable
+
+#: Registry of the raw dataset layouts, keyed by layout name.
+DATASET_LAYOUTS = Registry('dataset layout', scope='cps4')
+
+ClassNames = Union[None, str, Sequence[str]]
+
+
+@dataclass
+class CaseFiles:
+    """Source files of one case.
+
+    Attributes:
+        case_id (str): Case identifier used in output file names.
+        image (Path): Image file (may not exist; see
+            :func:`check_case_files`).
+        label (Path | None): Mask file, ``None`` for an unlabelled case.
+        subset (str | None): Source subset (mmseg ``img_dir/<subset>``).
+    """
+
+    case_id: str
+    image: Path
+    label: Optional[Path]
+    subset: Optional[str] = None
+
+
+@dataclass
+class SourceDataset:
+    """A raw dataset found on disk, ready to convert.
+
+    Attributes:
+        name (str): Dataset name.
+        layout (str): Layout key, e.g. ``'nnunet'``.
+        root (Path): Dataset root.
+        classes (ClassTable): Class table.
+        cases (list[CaseFiles]): Cases sorted by id.
+        is_2d (bool): Whether files are 2D images (one slice per case).
+        slice_axis (int | None): Slice axis fixed by the dataset itself.
+        label_hint (str): End of the message for unknown label values.
+        extra_meta (dict): Additional ``meta.json`` entries.
+    """
+
+    name: str
+    layout: str
+    root: Path
+    classes: ClassTable
+    cases: List[CaseFiles]
+    is_2d: bool = False
+    slice_axis: Optional[int] = None
+    label_hint: str = 'the class table'
+    extra_meta: Dict[str, Any] = field(default_factory=dict)
+
+    def rel(self, path: Optional[Path]) -> Optional[str]:
+        """Return ``path`` relative to the root as a POSIX string."""
+        if path is None:
+            return None
+        try:
+            return path.relative_to(self.root).as_posix()
+        except ValueError:
+            return str(path)
+
+
+def check_slice_axis(slice_axis: Optional[int]) -> Optional[int]:
+    """Check a requested slice axis and return it in ``0..2`` (or None).
+
+    Raises:
+        ValueError: ``slice_axis`` is not an integer in ``-3..2``.
+    """
+    if slice_axis is None:
+        return None
+    if isinstance(slice_axis, bool) or not isinstance(
+            slice_axis, numbers.Integral) or not -3 <= slice_axis <= 2:
+        raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis!r}')
+    return int(slice_axis) % 3
+
+
+class BaseLayout:
+    """Base class of the raw dataset layouts of 3D volumes.
+
+    Subclasses set :attr:`name`, implement :meth:`find_cases` and, for
+    non-volume files, override :meth:`read_case` and
+    :meth:`resolve_slice_axis`.
+
+    Args:
+        classes (str | Sequence[str], optional): Class names, background
+            first (list or comma-separated string); their meaning depends on
+            the layout (see its :meth:`find_cases`).
+    """
+
+    #: Layout key written to ``meta.json``.
+    name: str = ''
+
+    def __init__(self, classes: ClassNames = None):
+        self.classes = classes
+
+    def find_cases(self, root: PathLike) -> SourceDataset:
+        """Find the cases and the class table of the dataset at ``root``.
+
+        Args:
+            root (str | PathLike): Dataset root.
+
+        Returns:
+            SourceDataset: The cases found (files may be missing).
+        """
+        raise NotImplementedError
+
+    def read_headers(self,
+                     dataset: SourceDataset) -> Dict[str, VolumeHeader]:
+        """Read every image header and compare image and mask shapes.
+
+        This catches unreadable headers, 2D files and shape mismatches
+        before any voxel is loaded.
+
+        Args:
+            dataset (SourceDataset): The cases to check.
+
+        Returns:
+            dict[str, VolumeHeader]: Image header per case id.
+        """
+        headers = {}
+        for case in dataset.cases:
+            image = read_volume_header(case.image, dataset.rel(case.image))
+            headers[case.case_id] = image
+            if case.label is None:
+                continue
+            label = read_volume_header(case.label, dataset.rel(case.label))
+            if image.shape != label.shape:
+                raise DatasetFormatError(
+                    f'{dataset.rel(case.label)}: mask shape '
+                    f'{list(label.shape)} differs from image '
+                    f'{dataset.rel(case.image)} shape {list(image.shape)}; '
+                    'resample the mask onto the image grid')
+        return headers
+
+    def resolve_slice_axis(self, dataset: SourceDataset,
+                           slice_axis: Optional[int] = None) -> int:
+        """Pick the slice axis: dataset.json > argument > voxel spacing.
+
+        Args:
+            dataset (SourceDataset): The cases to convert.
+            slice_axis (int, optional): Requested axis.
+
+        Returns:
+            int: The slice axis in ``0..2``.
+        """
+        headers = self.read_headers(dataset)
+        slice_axis = check_slice_axis(slice_axis)
+        if dataset.slice_axis is not None:
+            if slice_axis is not None and slice_axis != dataset.slice_axis:
+                print_log(
+                    f'slice_axis={slice_axis} ignored: the dataset fixes '
+                    f'slice_axis={dataset.slice_axis} (dataset.json)',
+                    logger='current',
+                    level=logging.WARNING)
+            return dataset.slice_axis
+        if slice_axis is not None:
+            return slice_axis
+        by_axis: Dict[int, List[str]] = {}
+        for case_id, header in headers.items():
+            axis = choose_slice_axis(header.spacing, header.shape)
+            by_axis.setdefault(axis, []).append(case_id)
+        if len(by_axis) > 1:
+            detail = '; '.join(f'axis {a} for {ids[:5]}'
+                               for a, ids in sorted(by_axis.items()))
+            raise DatasetFormatError(
+                'cases disagree on the slice axis chosen from their voxel '
+                f'spacing ({detail}); pass slice_axis (--slice-axis)')
+        axis = next(iter(by_axis))
+        print_log(f'slice axis {axis} chosen from the voxel spacing',
+                  logger='current')
+        return axis
+
+    def read_case(
+        self, dataset: SourceDataset, case: CaseFiles
+    ) -> Tuple[np.ndarray, Optional[np.ndarray], Tuple[float, ...],
+               np.ndarray]:
+        """Load the image and mask of one case.
+
+        Args:
+            dataset (SourceDataset): The dataset ``case`` belongs to.
+            case (CaseFiles): The case.
+
+        Returns:
+            tuple: ``(image, label, spacing, affine)``: the 3D float image,
+            the 3D integer mask (None when unlabelled), the voxel spacing
+            and the 4x4 affine.
+        """
+        vol = read_volume(case.image, dataset.rel(case.image))
+        label = None
+        if case.label is not None:
+            label = read_volume(
+                case.label, dataset.rel(case.label), is_label=True).data
+        return vol.data, label, vol.spacing, vol.affine
+
+
+def select_cases(dataset: SourceDataset,
+                 case_ids: Optional[Sequence[str]]) -> SourceDataset:
+    """Keep only ``case_ids`` (in dataset order); unknown ids raise.
+
+    Args:
+        dataset (SourceDataset): The dataset found on disk.
+        case_ids (Sequence[str], optional): Cases to keep; None keeps all.
+
+    Returns:
+        SourceDataset: The same object with its case list filtered.
+    """
+    if case_ids is None:
+        return dataset
+    wanted = list(dict.fromkeys(case_ids))
+    known = {c.case_id for c in dataset.cases}
+    unknown = [c for c in wanted if c not in known]
+    if unknown:
+        preview = sorted(known)[:10]
+        raise ValueError(
+            f'cases {unknown} not found in {dataset.root} ({dataset.layout} '
+            f'layout); known cases include {preview}')
+    dataset.cases = [c for c in dataset.cases if c.case_id in set(wanted)]
+    return dataset
+
+
+def check_case_files(dataset: SourceDataset,
+                     allow_unlabelled: bool = False) -> SourceDataset:
+    """Check that every case has its image and mask files.
+
+    Args:
+        dataset (SourceDataset): The dataset found on disk.
+        allow_unlabelled (bool): Keep cases without a mask as unlabelled
+            (``label`` None) instead of raising. Defaults to False.
+
+    Returns:
+        SourceDataset: The same object, unlabelled cases' ``label`` cleared.
+
+    Raises:
+        DatasetFormatError: No case was found.
+        FileNotFoundError: An image is missing, or a mask is missing and
+            ``allow_unlabelled`` is False. The message lists the files.
+    """
+    if not dataset.cases:
+        raise DatasetFormatError(
+            f'{dataset.root}: no cases found for the {dataset.layout!r} '
+            'layout; check the dataset root, the layout and the file names')
+    no_image = [c for c in dataset.cases if not c.image.is_file()]
+    if no_image:
+        listed = '; '.join(
+            f'{dataset.rel(c.image)} (mask {dataset.rel(c.label)} exists)'
+            for c in no_image[:10])
+        raise FileNotFoundError(
+            f'{len(no_image)} case(s) have a mask but no image: {listed}; '
+            'add the images or remove those masks')
+    no_label = [
+        c for c in dataset.cases if c.label is None or not c.label.is_file()
+    ]
+    if no_label and not allow_unlabelled:
+        listed = '; '.join(
+            f'{dataset.rel(c.label)} (image {dataset.rel(c.image)} exists)'
+            for c in no_label[:10])
+        raise FileNotFoundError(
+            f'{len(no_label)} case(s) have an image but no mask: {listed}; '
+            'add the masks, remove those images, or allow unlabelled cases')
+    for case in no_label:
+        case.label = None
+    return dataset
