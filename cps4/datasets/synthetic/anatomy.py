@@ -127,40 +127,42 @@ class Appearance:
     modic: np.ndarray
 
 
-def sample_anatomy(rng: np.random.Generator) -> Anatomy:
-    """Draw unit sizes, their stacking along ``s`` and posterior elements.
+def _smooth_modulation(rng: np.random.Generator,
+                       amplitude: float) -> np.ndarray:
+    """A factor per level around 1: a slow wave along the column plus a
+    small independent jitter."""
+    levels = np.arange(NUM_LEVELS)
+    period = rng.uniform(5.0, 14.0)
+    phase = rng.uniform(0.0, 2 * np.pi)
+    wave = amplitude * rng.uniform(
+        0.3, 1.0) * np.sin(2 * np.pi * levels / period + phase)
+    return 1.0 + wave + rng.normal(0.0, 0.3 * amplitude, NUM_LEVELS)
 
-    Args:
-        rng (np.random.Generator): Random generator.
 
-    Returns:
-        Anatomy: The drawn anatomy.
-    """
+def _draw_bodies(rng: np.random.Generator) -> dict:
+    """Vertebral body sizes and shapes (and the case's size factor)."""
     n = NUM_LEVELS
-    levels = np.arange(n)
-
-    def smooth_modulation(amplitude):
-        # slowly varying along the column + small independent jitter
-        period = rng.uniform(5.0, 14.0)
-        phase = rng.uniform(0.0, 2 * np.pi)
-        wave = amplitude * rng.uniform(
-            0.3, 1.0) * np.sin(2 * np.pi * levels / period + phase)
-        return 1.0 + wave + rng.normal(0.0, 0.3 * amplitude, n)
-
     size = rng.uniform(0.88, 1.12)
     half_height = 0.5 * REF_BODY_HEIGHT * size * rng.uniform(
-        0.94, 1.06) * smooth_modulation(0.05)
+        0.94, 1.06) * _smooth_modulation(rng, 0.05)
     half_depth = 0.5 * REF_BODY_DEPTH * size * rng.uniform(
-        0.92, 1.08) * smooth_modulation(0.04)
-    half_width = 0.5 * REF_BODY_WIDTH * size * smooth_modulation(0.04)
+        0.92, 1.08) * _smooth_modulation(rng, 0.04)
+    half_width = 0.5 * REF_BODY_WIDTH * size * _smooth_modulation(rng, 0.04)
     body_offset = rng.normal(0.0, 0.6, n)
     cavity = np.clip(rng.uniform(0.5, 1.4) + rng.normal(0.0, 0.3, n), 0.2,
                      2.0)
     waist = rng.uniform(0.0, 0.08, n)
+    return dict(size=size, half_height=half_height, half_depth=half_depth,
+                half_width=half_width, body_offset=body_offset,
+                cavity=cavity, waist=waist)
 
-    # discs: same distribution at every level apart from the size trend
+
+def _draw_discs(rng: np.random.Generator, size: float) -> dict:
+    """Discs: the same distribution at every level apart from the size
+    trend, some degenerated."""
+    n = NUM_LEVELS
     disc_height = REF_DISC_HEIGHT * size * rng.uniform(
-        0.85, 1.15) * smooth_modulation(0.06)
+        0.85, 1.15) * _smooth_modulation(rng, 0.06)
     degenerated = rng.random(n) < 0.15
     disc_height = np.where(degenerated,
                            disc_height * rng.uniform(0.5, 0.8, n),
@@ -171,100 +173,108 @@ def sample_anatomy(rng: np.random.Generator) -> Anatomy:
     disc_bulge_post = rng.uniform(0.0, 1.2, n) + np.where(
         rng.random(n) < 0.1, rng.uniform(1.5, 4.5, n), 0.0)
     disc_cleft = rng.random(n) < 0.4
+    return dict(disc_height=disc_height, disc_hydration=disc_hydration,
+                disc_bulge_ant=disc_bulge_ant,
+                disc_bulge_post=disc_bulge_post, disc_cleft=disc_cleft)
 
-    # stack discs and bodies upwards from the top of S1 (s = 0)
+
+def _stack(half_height: np.ndarray, disc_height: np.ndarray) -> dict:
+    """Stack discs and bodies upwards from the top of S1 (s = 0)."""
     centers, disc_lo, disc_hi = [], [], []
     s = 0.0
-    for i in range(n):
+    for i in range(NUM_LEVELS):
         disc_lo.append(s)
         disc_hi.append(s + disc_height[i])
         centers.append(s + disc_height[i] + half_height[i])
         s += disc_height[i] + 2 * half_height[i]
     center = np.array(centers)
-    disc_lo = np.array(disc_lo)
-    disc_hi = np.array(disc_hi)
-    top = center + half_height  # superior endplates
+    return dict(center=center, disc_lo=np.array(disc_lo),
+                disc_hi=np.array(disc_hi),
+                top=center + half_height)  # superior endplates
 
-    # sacrum (shaped differently from the mobile vertebrae)
-    sacrum_half_depth = half_depth[0] * rng.uniform(0.9, 1.05)
-    s1_height = 2 * half_height[0] * rng.uniform(0.85, 1.0)
-    sacrum_length = rng.uniform(95.0, 120.0)
-    sacrum_half_width = rng.uniform(38.0, 50.0)
-    sacrum_cavity = rng.uniform(0.3, 1.0)
 
-    # canal, posterior elements
-    canal_gap = rng.uniform(1.0, 2.0)  # PLL and anterior epidural
-    canal_depth = rng.uniform(13.5, 18.0) * smooth_modulation(0.05)
-    canal_half_width = REF_CANAL_HALF_WIDTH * rng.uniform(0.9, 1.1)
-    pedicle_width = REF_PEDICLE_WIDTH * rng.uniform(0.85, 1.15)
-    lamina_thickness = rng.uniform(5.5, 8.5)
-    spinous_length = REF_SPINOUS_LENGTH * rng.uniform(
-        0.85, 1.15) * smooth_modulation(0.05)
-    spinous_tilt = REF_SPINOUS_TILT + np.deg2rad(rng.uniform(
-        -5.0, 5.0)) + np.deg2rad(rng.normal(0.0, 2.0, n))
-    spinous_half_width = rng.uniform(2.5, 4.5)
-    # half-height: tall in the lumbar spine, slender in the thoracic
-    spinous_height = half_height * np.where(
-        levels < 5, rng.uniform(0.5, 0.65), rng.uniform(0.38, 0.48))
-    facet_gap = rng.uniform(1.0, 2.0)
-    sac_end = -rng.uniform(25.0, 45.0)  # end of the thecal sac
-    conus = center[4] + rng.uniform(-1.0, 1.0) * (
+def _draw_sacrum(rng: np.random.Generator, half_depth: np.ndarray,
+                 half_height: np.ndarray) -> dict:
+    """The sacrum, shaped differently from the mobile vertebrae."""
+    return dict(
+        sacrum_half_depth=half_depth[0] * rng.uniform(0.9, 1.05),
+        s1_height=2 * half_height[0] * rng.uniform(0.85, 1.0),
+        sacrum_length=rng.uniform(95.0, 120.0),
+        sacrum_half_width=rng.uniform(38.0, 50.0),
+        sacrum_cavity=rng.uniform(0.3, 1.0))
+
+
+def _draw_posterior(rng: np.random.Generator, half_height: np.ndarray,
+                    center: np.ndarray, disc_height: np.ndarray) -> dict:
+    """Canal, posterior elements, thecal sac and conus."""
+    n = NUM_LEVELS
+    levels = np.arange(n)
+    out = dict(
+        canal_gap=rng.uniform(1.0, 2.0),  # PLL and anterior epidural
+        canal_depth=rng.uniform(13.5, 18.0) * _smooth_modulation(rng, 0.05),
+        canal_half_width=REF_CANAL_HALF_WIDTH * rng.uniform(0.9, 1.1),
+        pedicle_width=REF_PEDICLE_WIDTH * rng.uniform(0.85, 1.15),
+        lamina_thickness=rng.uniform(5.5, 8.5),
+        spinous_length=REF_SPINOUS_LENGTH * rng.uniform(0.85, 1.15) *
+        _smooth_modulation(rng, 0.05),
+        spinous_tilt=REF_SPINOUS_TILT + np.deg2rad(rng.uniform(-5.0, 5.0)) +
+        np.deg2rad(rng.normal(0.0, 2.0, n)),
+        spinous_half_width=rng.uniform(2.5, 4.5),
+        # half-height: tall in the lumbar spine, slender in the thoracic
+        spinous_height=half_height * np.where(
+            levels < 5, rng.uniform(0.5, 0.65), rng.uniform(0.38, 0.48)),
+        facet_gap=rng.uniform(1.0, 2.0),
+        sac_end=-rng.uniform(25.0, 45.0))  # end of the thecal sac
+    out['conus'] = center[4] + rng.uniform(-1.0, 1.0) * (
         half_height[4] + disc_height[4])
+    return out
 
-    # knots describing slowly varying quantities along s
+
+def _knots(a: dict) -> dict:
+    """Knots of the quantities that vary slowly along ``s``."""
+    center, half_depth = a['center'], a['half_depth']
     knots = np.concatenate([[
-        -sacrum_length, -0.5 * sacrum_length, -0.5 * s1_height
+        -a['sacrum_length'], -0.5 * a['sacrum_length'], -0.5 * a['s1_height']
     ], center, [center[-1] + 60.0]])
-    hd = sacrum_half_depth
+    hd = a['sacrum_half_depth']
     depth_knots = np.concatenate([[0.42 * hd, 0.75 * hd, hd], half_depth,
                                   [half_depth[-1]]])
+    canal_depth = a['canal_depth']
     c0 = canal_depth[0]
     canal_knots = np.concatenate([[4.0, 0.55 * c0, 0.85 * c0], canal_depth,
                                   [canal_depth[-1]]])
-    cw = canal_half_width
+    cw = a['canal_half_width']
     canal_width_knots = np.concatenate([[6.0, 11.0, 13.0], cw, [cw[-1]]])
-    hw = half_width
-    width_knots = np.concatenate(
-        [[0.35, 0.7, 1.0], hw / sacrum_half_width,
-         [hw[-1] / sacrum_half_width]]) * sacrum_half_width
-    return Anatomy(
-        half_height=half_height,
-        half_depth=half_depth,
-        half_width=half_width,
-        body_offset=body_offset,
-        cavity=cavity,
-        waist=waist,
-        disc_height=disc_height,
-        disc_hydration=disc_hydration,
-        disc_bulge_ant=disc_bulge_ant,
-        disc_bulge_post=disc_bulge_post,
-        disc_cleft=disc_cleft,
-        center=center,
-        disc_lo=disc_lo,
-        disc_hi=disc_hi,
-        top=top,
-        sacrum_half_depth=sacrum_half_depth,
-        s1_height=s1_height,
-        sacrum_length=sacrum_length,
-        sacrum_half_width=sacrum_half_width,
-        sacrum_cavity=sacrum_cavity,
-        canal_gap=canal_gap,
-        canal_depth=canal_depth,
-        canal_half_width=canal_half_width,
-        pedicle_width=pedicle_width,
-        lamina_thickness=lamina_thickness,
-        spinous_length=spinous_length,
-        spinous_tilt=spinous_tilt,
-        spinous_half_width=spinous_half_width,
-        spinous_height=spinous_height,
-        facet_gap=facet_gap,
-        sac_end=sac_end,
-        conus=conus,
-        knots=knots,
-        depth_knots=depth_knots,
-        canal_knots=canal_knots,
-        canal_width_knots=canal_width_knots,
-        width_knots=width_knots)
+    hw, sw = a['half_width'], a['sacrum_half_width']
+    width_knots = np.concatenate([[0.35, 0.7, 1.0], hw / sw,
+                                  [hw[-1] / sw]]) * sw
+    return dict(knots=knots, depth_knots=depth_knots,
+                canal_knots=canal_knots, canal_width_knots=canal_width_knots,
+                width_knots=width_knots)
+
+
+def sample_anatomy(rng: np.random.Generator) -> Anatomy:
+    """Draw unit sizes, their stacking along ``s`` and posterior elements.
+
+    The draws happen in a fixed order (bodies, discs, sacrum, posterior
+    elements), so a seed gives the same anatomy in every version.
+
+    Args:
+        rng (np.random.Generator): Random generator.
+
+    Returns:
+        Anatomy: The drawn anatomy.
+    """
+    a = _draw_bodies(rng)
+    size = a.pop('size')
+    a.update(_draw_discs(rng, size))
+    a.update(_stack(a['half_height'], a['disc_height']))
+    a.update(_draw_sacrum(rng, a['half_depth'], a['half_height']))
+    a.update(
+        _draw_posterior(rng, a['half_height'], a['center'],
+                        a['disc_height']))
+    a.update(_knots(a))
+    return Anatomy(**a)
 
 
 def sample_appearance(rng: np.random.Generator) -> Appearance:
