@@ -7,11 +7,14 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from cps4.benchmark import METHODS, SCHEDULES, Cell, plan_cells, results_table
-from cps4.benchmark.ssl_benchmark import (apply_schedule, cell_config,
-                                          choose_prompt_file, prepare_data)
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# the benchmark is repository tooling next to its script, not a cps4 module
+sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
+
+from ssl_bench import (METHODS, SCHEDULES, Cell, Schedule,  # noqa: E402
+                       SSLBenchmark, apply_schedule, cell_config,
+                       choose_prompt_file, difference_table, plan_cells,
+                       prepare_data, results_table)
 RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
                'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
 
@@ -146,16 +149,45 @@ def test_full_schedule_cps4_config():
     assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (256, 256)
 
 
-def test_apply_schedule_scales_ramp_up_and_lr():
+def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     cfg = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
     ramp = cfg.model.semi_train_cfg.rampup_iters
-    apply_schedule(cfg, iters=2000, img_size=96, batch=2)
-    assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4
-    assert cfg.param_scheduler[-1]['end'] == 2000
-    assert cfg.train_cfg.val_interval == 2000
-    assert cfg.train_dataloader.sampler.batch_size == 4
+    quick = SCHEDULES['quick']
+    apply_schedule(cfg, quick)
+    # the ramp-up keeps its share (0.4) of the template's 500 iterations
+    assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4 == 800
+    assert [(s['begin'], s['end']) for s in cfg.param_scheduler] == [
+        (0, 50), (50, 2000)]
+    assert cfg.train_cfg.val_interval == cfg.train_cfg.max_iters == 2000
+    assert cfg.default_hooks.checkpoint.interval == 2000
+    assert cfg.default_hooks.checkpoint.save_best is None
+    assert cfg.train_dataloader.sampler.batch_size == 8
     weak = cfg.train_dataloader.dataset.datasets[1].pipeline
-    assert weak[2]['scale'] == (96, 96) and weak[4]['crop_size'] == (96, 96)
+    assert weak[2]['scale'] == (128, 128)
+    assert weak[4]['crop_size'] == (128, 128)
+
+    # stage 1 gets the file's `stage1` keys; a supervised run no ramp-up
+    s1 = Config.fromfile(str(REPO_ROOT / 'configs/benchmark/'
+                             'cps4-vlm_r18_1xb4-1k_synthetic-128px.py'))
+    apply_schedule(s1, quick, stage1=True)
+    assert s1.train_cfg.max_iters == quick.stage1_iters == 1000
+    assert s1.param_scheduler[-1]['end'] == 1000
+    assert s1.train_dataloader.batch_size == 4
+    assert 'semi_train_cfg' not in s1.model
+
+
+def test_schedule_files_cover_the_documented_schedules(tmp_path):
+    assert {'tiny', 'demo', 'quick', 'full'} <= set(SCHEDULES)
+    tiny = SCHEDULES['tiny']
+    assert (tiny.img_size, tiny.iters, tiny.stage1_iters, tiny.batch,
+            tiny.rampup_iters, tiny.precision) == (64, 4, 4, 2, 2, 'fp32')
+    assert SCHEDULES['quick'].precision == 'bf16'
+    assert (SCHEDULES['full'].iters, SCHEDULES['full'].stage1_iters) == (
+        20000, 8000)
+    bad = tmp_path / 'ssl-benchmark_bad.py'
+    bad.write_text('img_size = 64\n')
+    with pytest.raises(KeyError, match='ssl-benchmark_bad.py.*missing'):
+        Schedule.from_file(str(bad))
 
 
 def test_results_table_mean_std_over_seeds():
@@ -194,7 +226,6 @@ def test_prepare_data_refuses_another_source(tiny_raw, tmp_path):
 def test_test_root_covers_every_case(tiny_raw, tmp_path):
     from mmengine.registry import init_default_scope
 
-    from cps4.benchmark import SSLBenchmark
     from cps4.datasets import SpineSliceDataset
     init_default_scope('mmseg')
     bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
@@ -263,7 +294,6 @@ def test_bf16_precision_sets_the_fast_switches():
 
 
 def test_a_work_dir_holds_one_precision(tiny_raw, tmp_path):
-    from cps4.benchmark import SSLBenchmark
     work = tmp_path / 'w'
     done = work / 'cells/sup/50pct/seed0/result.json'
     done.parent.mkdir(parents=True)
@@ -297,7 +327,6 @@ def test_val_table_and_val_metrics(tmp_path):
 
 
 def test_difference_table_pairs_seeds():
-    from cps4.benchmark.ssl_benchmark import difference_table
 
     def rec(method, seed, test, val):
         return dict(method=method, label_ratio=0.1, seed=seed,
@@ -313,7 +342,6 @@ def test_difference_table_pairs_seeds():
 
 def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
                                                monkeypatch):
-    from cps4.benchmark import SSLBenchmark
     bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
                          ['sup', 'mean_teacher', 'cps4'], [0.5], [1, 0],
                          'tiny')
