@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_CFG = REPO_ROOT / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py'
+BASE_CFG = REPO_ROOT / 'configs/supervised/sup_unet-s5-d16-fcn_1xb8-2k_synthetic-100pct-192px.py'
 TINY_CFG = """
 _base_ = ['{base}']
 data_root = '{root}'
@@ -110,7 +110,7 @@ def test_split_overrides_cover_concat_datasets():
     finally:
         sys.path.pop(0)
     semi = REPO_ROOT / ('configs/ssl/'
-                        'fixmatch_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+                        'fixmatch_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     out = seed_sweep.split_overrides(str(semi), 'splits/seed2_5pct.json')
     assert out == [
         'train_dataloader.dataset.datasets.0.split=splits/seed2_5pct.json',

@@ -11,8 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 # the benchmark is repository tooling next to its script, not a cps4 module
 sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
 
-from ssl_bench import (METHODS, SCHEDULES, Cell, Schedule,  # noqa: E402
-                       SSLBenchmark, apply_schedule, cell_config,
+from ssl_bench import (METHODS, SCHEDULES, STAGE1_CONFIG, Cell,  # noqa: E402
+                       Schedule, SSLBenchmark, apply_schedule, cell_config,
                        choose_prompt_file, difference_table, plan_cells,
                        prepare_data, results_table)
 RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
@@ -70,7 +70,9 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     # the CPS4 cell used the stage-1 model of its own split
     s1 = json.loads((work / 'stage1/50pct/seed0/result.json').read_text())
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
-    assert cfg.model.vlm.checkpoint == s1['checkpoint']
+    assert cfg.model.vlm.init_cfg.checkpoint == s1['checkpoint']
+    s1_cfg = Config.fromfile(s1['config'])
+    assert cfg.model.vlm.prompt == s1_cfg.model.prompt
     assert (work / 'dice_vs_ratio.png').stat().st_size > 0
     table = (work / 'results.md').read_text()
     assert '| sup |' in table and '| cps4 |' in table
@@ -136,14 +138,24 @@ def test_cell_config_sets_data_classes_size_and_schedule():
     assert sizes == [(64, 64), (64, 64)]
 
 
-def test_full_schedule_cps4_config():
+def test_full_schedule_cps4_config(tmp_path):
+    # the stage-1 run's config, with the prompt file the benchmark chose
+    stage1 = cell_config(STAGE1_CONFIG, '/d', 's.json', 6, SCHEDULES['full'],
+                         stage1=True, prompt_file='/w/prompts.json')
+    stage1.dump(str(tmp_path / 'config.py'))
     cfg = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                      SCHEDULES['full'], vlm=('/s1/config.py', '/s1/c.pth'))
+                      SCHEDULES['full'],
+                      vlm=(str(tmp_path / 'config.py'), '/s1/c.pth'))
     # the rule the VB val cases chose (docs/results.md)
     assert cfg.model.fusion.type == 'ConfidenceWeightedFusion'
     assert cfg.model.fusion.vlm_weight == 10.0
-    assert (cfg.model.vlm.config, cfg.model.vlm.checkpoint) == (
-        '/s1/config.py', '/s1/c.pth')
+    # the VLM is the stage-1 model, loaded from the stage-1 checkpoint
+    vlm = cfg.model.vlm.to_dict()
+    assert vlm.pop('init_cfg') == dict(type='Pretrained',
+                                       checkpoint='/s1/c.pth')
+    assert vlm == stage1.model.to_dict()
+    assert vlm['prompt']['prompt_file'] == '/w/prompts.json'
+    assert 'checkpoint' not in vlm and 'config' not in vlm
     assert cfg.train_cfg.max_iters == 20000
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (256, 256)
@@ -167,8 +179,7 @@ def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     assert weak[4]['crop_size'] == (128, 128)
 
     # stage 1 gets the file's `stage1` keys; a supervised run no ramp-up
-    s1 = Config.fromfile(str(REPO_ROOT / 'configs/benchmark/'
-                             'cps4-vlm_r18_1xb4-1k_synthetic-128px.py'))
+    s1 = Config.fromfile(str(REPO_ROOT / STAGE1_CONFIG))
     apply_schedule(s1, quick, stage1=True)
     assert s1.train_cfg.max_iters == quick.stage1_iters == 1000
     assert s1.param_scheduler[-1]['end'] == 1000
@@ -270,19 +281,20 @@ def test_two_copies_on_one_empty_work_dir_convert_once(tiny_raw, tmp_path):
     assert not list(work.glob('**/*.pth')) and \
         not list(work.glob('**/result.json'))
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
-    assert cfg.model.vlm.checkpoint == str(
+    assert cfg.model.vlm.init_cfg.checkpoint == str(
         work / 'stage1/50pct/seed0/iter_4.pth')
 
 
 def test_bf16_precision_sets_the_fast_switches():
+    s1 = str(REPO_ROOT / STAGE1_CONFIG)
     fp32 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(s1, '/s1/c.pth'),
                        precision='fp32')
     assert fp32.optim_wrapper.type == 'OptimWrapper'
     assert not any(h['type'] == 'MemoryFormatHook'
                    for h in fp32.custom_hooks)
     bf16 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=('/s1/config.py', '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(s1, '/s1/c.pth'),
                        precision='bf16')
     assert bf16.optim_wrapper.type == 'MixedPrecisionOptimWrapper'
     assert bf16.val_cfg.fp16 and bf16.test_cfg.fp16

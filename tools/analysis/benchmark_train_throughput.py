@@ -20,7 +20,7 @@ configs without training, see docs/results.md)::
         W/cells/sup/10pct/seed0/config.py \\
         W/cells/mean_teacher/10pct/seed0/config.py \\
         W/cells/cps4/10pct/seed0/config.py --threads 1 \\
-        --cfg-options model.vlm.checkpoint=None
+        --cfg-options model.vlm.init_cfg.checkpoint=None
 """
 import argparse
 import copy

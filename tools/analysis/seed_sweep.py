@@ -14,8 +14,8 @@ taken over.
 Example::
 
     python tools/analysis/seed_sweep.py \\
-        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py \\
-        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct_no-attn-losses.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px_no-attn-losses.py \\
         --seeds 0 1 2 --ratio 5pct --work-dir work_dirs/sweep_stage1
 
 Writes ``WORK_DIR/results.json`` (one record per cell) and
@@ -55,7 +55,7 @@ def parse_args():
         '--cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to train.py and test.py; '
         '"{seed}" is replaced by the cell\'s seed, e.g. '
-        'model.vlm.checkpoint=W/seed{seed}/iter_1000.pth')
+        'model.vlm.init_cfg.checkpoint=W/seed{seed}/iter_1000.pth')
     parser.add_argument(
         '--test-cfg-options', nargs='+', default=[],
         help='extra key=value overrides passed to test.py only')

@@ -77,6 +77,18 @@ def set_num_classes(cfg: Config, num_classes: int) -> None:
     cfg.merge_from_dict({key: num_classes})
 
 
+def set_stage1_vlm(cfg: Config, stage1_config: str, checkpoint: str) -> None:
+    """Make ``model.vlm`` of a CPS4 config the model of a stage-1 run.
+
+    The VLM is built as that run trained it (its prompt file, backbone and
+    heads), loaded from ``checkpoint`` through ``init_cfg``.
+    """
+    stage1 = Config.fromfile(stage1_config)
+    cfg.model['vlm'] = dict(
+        stage1.model.to_dict(),
+        init_cfg=dict(type='Pretrained', checkpoint=checkpoint))
+
+
 def cell_config(template: str, data_root: str, split: str, num_classes: int,
                 schedule: Schedule, stage1: bool = False,
                 prompt_file: Optional[str] = None,
@@ -96,7 +108,8 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
             come from ``prompt_file``.
         prompt_file (str, optional): Stage-1 prompt file.
         vlm (tuple[str, str], optional): Config and checkpoint of the
-            stage-1 VLM, for CPS4 cells.
+            stage-1 run, for CPS4 cells: ``model.vlm`` becomes that
+            config's model with ``init_cfg.checkpoint`` the checkpoint.
         predict_on (str, optional): ``semi_test_cfg.predict_on`` of an SSL
             config.
         precision (str, optional): One of :data:`PRECISIONS`. Defaults to
@@ -115,7 +128,7 @@ def cell_config(template: str, data_root: str, split: str, num_classes: int,
     else:
         set_num_classes(cfg, num_classes)
     if vlm is not None:
-        cfg.model.vlm.update(config=vlm[0], checkpoint=vlm[1])
+        set_stage1_vlm(cfg, *vlm)
     if predict_on is not None and 'semi_test_cfg' in cfg.model:
         cfg.model.semi_test_cfg['predict_on'] = predict_on
     if precision == 'bf16':

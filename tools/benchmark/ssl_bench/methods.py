@@ -5,9 +5,11 @@ from typing import Dict, List, Sequence, Tuple
 
 from cps4.datasets.splits import check_label_ratio, format_pct
 
-#: Template of the stage-1 runs (the vision-text model of CPS4).
-STAGE1_CONFIG = 'configs/benchmark/cps4-vlm_r18_1xb4-1k_synthetic-128px.py'
-_SSL = 'unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px'
+#: Template of the stage-1 runs (the vision-text model of CPS4). Templates
+#: give model, augmentation and optimiser; the benchmark sets data root,
+#: split, classes and the schedule file's keys (:mod:`.schedules`).
+STAGE1_CONFIG = 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py'
+_SSL = 'unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px'
 
 
 @dataclass(frozen=True)
@@ -30,9 +32,11 @@ class Method:
 
 #: Methods by command-line name.
 METHODS: Dict[str, Method] = {
+    # the student network of the SSL configs (UNet + FCN head, AdamW) on the
+    # labelled cases only, as many slices per batch as their labelled half
     'sup': Method(
-        'configs/benchmark/sup_unet-s5-d16_fcn_1xb4-500_synthetic-128px.py',
-        semi=False),
+        'configs/supervised/'
+        'sup_unet-s5-d16-fcn_1xb4-1k_synthetic-100pct-128px.py', semi=False),
     'mean_teacher': Method(f'configs/ssl/mean-teacher_{_SSL}.py'),
     'fixmatch': Method(f'configs/ssl/fixmatch_{_SSL}.py'),
     'unimatch': Method(f'configs/ssl/unimatch_{_SSL}.py'),

@@ -1,9 +1,0 @@
-# CPS4 stage 2 on top of unimatch; train stage 1 first:
-#   python tools/train.py configs/cps4/cps4-vlm_r18_1xb4-1k_vb-160px-5pct.py
-_base_ = ['../ssl/unimatch_unet-s5-d16_fcn_2x4-500_vb-5pct-160px.py']
-model = dict(
-    type='CPS4SemiSegmentor',
-    vlm=dict(
-        config='configs/cps4/cps4-vlm_r18_1xb4-1k_vb-160px-5pct.py',
-        checkpoint='work_dirs/cps4-vlm_r18_1xb4-1k_vb-160px-5pct/iter_1000.pth'),
-    fusion=dict(type='ProductFusion', alpha=1.0))
