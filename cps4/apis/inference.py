@@ -201,6 +201,74 @@ def _batches(n: int, batch_size: int) -> Iterator[range]:
         yield range(start, min(start + batch_size, n))
 
 
+def _slice_stack(volume: str, slice_axis: Optional[int],
+                 trained_axis: Optional[int]) -> Tuple[np.ndarray, int]:
+    """Read a volume and window it into a uint8 stack of slices.
+
+    Returns:
+        tuple[np.ndarray, int]: The (N, H, W) uint8 slices, with the
+        converters' intensity window, and the array axis they were taken
+        along.
+    """
+    name = osp.basename(volume)
+    vol = read_volume(volume, name)
+    if slice_axis is None:
+        slice_axis = choose_slice_axis(vol.spacing, vol.data.shape)
+        if trained_axis is not None and int(trained_axis) != slice_axis:
+            print_log(
+                f'{name}: slicing along axis {slice_axis} (its largest '
+                f'spacing); the training volumes were sliced along axis '
+                f'{trained_axis}. Pass slice_axis if this volume is stored '
+                'in another axis order.', logger='current',
+                level=logging.WARNING)
+    elif not -3 <= slice_axis <= 2:
+        raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis}')
+    slice_axis = slice_axis % 3
+    # the converters' normalisation, applied slice by slice: the only
+    # volume-sized arrays are the float32 input and the uint8 result
+    lo, hi = intensity_window(vol.data, name)
+    moved = np.moveaxis(vol.data, slice_axis, 0)
+    image = np.empty(moved.shape, np.uint8)
+    for i in range(moved.shape[0]):
+        image[i] = apply_intensity_window(moved[i], lo, hi)
+    return image, slice_axis
+
+
+def _predict_slices(model: nn.Module, image: np.ndarray, batch_size: int,
+                    with_probs: bool, progress: bool, amp: bool
+                    ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
+    """Class indices (and probabilities) of every slice of ``image``."""
+    pipeline = build_volume_pipeline(model.cfg)
+    n = image.shape[0]
+    labels: List[np.ndarray] = []
+    probs: List[np.ndarray] = []
+    bar = ProgressBar(n) if progress else None
+    device_type = next(model.parameters()).device.type
+    with torch.no_grad():
+        for batch in _batches(n, batch_size):
+            data = pseudo_collate([
+                pipeline(dict(img=np.ascontiguousarray(image[i]),
+                              slice_idx=i)) for i in batch
+            ])
+            with autocast(device_type=device_type, enabled=amp):
+                samples = model.test_step(data)
+            for sample in samples:
+                labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
+                              .astype(np.uint8))
+                if with_probs:
+                    if 'class_maps' in sample:
+                        p = sample.class_maps.data
+                    else:
+                        p = sample.seg_logits.data.float().softmax(0)
+                    probs.append(p.float().cpu().numpy())
+            if bar is not None:
+                for _ in batch:
+                    bar.update()
+    if bar is not None:
+        print()
+    return labels, probs
+
+
 def inference_volume(model: nn.Module,
                      volume: PathLike,
                      batch_size: int = 8,
@@ -233,60 +301,14 @@ def inference_volume(model: nn.Module,
     if batch_size < 1:
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     volume = str(volume)
-    name = osp.basename(volume)
-    vol = read_volume(volume, name)
     meta = getattr(model, 'dataset_meta', None) or {}
-    if slice_axis is None:
-        slice_axis = choose_slice_axis(vol.spacing, vol.data.shape)
-        trained = meta.get('slice_axis')
-        if trained is not None and int(trained) != slice_axis:
-            print_log(
-                f'{name}: slicing along axis {slice_axis} (its largest '
-                f'spacing); the training volumes were sliced along axis '
-                f'{trained}. Pass slice_axis if this volume is stored in '
-                'another axis order.', logger='current',
-                level=logging.WARNING)
-    elif not -3 <= slice_axis <= 2:
-        raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis}')
-    slice_axis = slice_axis % 3
-    # the converters' normalisation, applied slice by slice: the only
-    # volume-sized arrays are the float32 input and the uint8 result
-    lo, hi = intensity_window(vol.data, name)
-    moved = np.moveaxis(vol.data, slice_axis, 0)
-    image = np.empty(moved.shape, np.uint8)
-    for i in range(moved.shape[0]):
-        image[i] = apply_intensity_window(moved[i], lo, hi)
-    del vol, moved
-    pipeline = build_volume_pipeline(model.cfg)
-    n = image.shape[0]
-    labels: List[np.ndarray] = []
-    probs: List[np.ndarray] = []
-    bar = ProgressBar(n) if progress else None
+    image, slice_axis = _slice_stack(volume, slice_axis,
+                                     meta.get('slice_axis'))
     if amp is None:
         amp = bool((model.cfg.get('test_cfg') or {}).get('fp16', False))
-    device_type = next(model.parameters()).device.type
-    with torch.no_grad():
-        for batch in _batches(n, batch_size):
-            data = pseudo_collate([
-                pipeline(dict(img=np.ascontiguousarray(image[i]),
-                              slice_idx=i)) for i in batch
-            ])
-            with autocast(device_type=device_type, enabled=amp):
-                samples = model.test_step(data)
-            for sample in samples:
-                labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
-                              .astype(np.uint8))
-                if with_probs:
-                    if 'class_maps' in sample:
-                        p = sample.class_maps.data
-                    else:
-                        p = sample.seg_logits.data.float().softmax(0)
-                    probs.append(p.float().cpu().numpy())
-            if bar is not None:
-                for _ in batch:
-                    bar.update()
-    if bar is not None:
-        print()
+    labels, probs = _predict_slices(model, image, batch_size, with_probs,
+                                    progress, amp)
+    n = image.shape[0]
     label_volume = reassemble_volume(labels, n, slice_axis)
     prob_volume = None
     if with_probs:

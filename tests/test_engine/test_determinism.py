@@ -40,7 +40,7 @@ def make_cfg(method: str, root: Path, work: Path, run: int) -> Config:
             REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py')
         vlm.model.text_encoder = TINY_TEXT
         vlm.model.embed_dim = 32
-        cfg.model.vlm = dict(model=vlm.model)  # random, seeded weights
+        cfg.model.vlm = vlm.model  # random, seeded weights
     for ds in datasets:
         ds.data_root = str(root)
         ds.split = split

@@ -137,8 +137,8 @@ def test_semi_logits_are_float32_under_autocast():
                               segmentor=tiny_student(5)))
     x = torch.randn(2, 1, 32, 32)
     with torch.autocast('cpu', dtype=torch.bfloat16):
-        logits = model.logits(model.student, x)
-        probs = model.predict_probs(model.teacher, x)
+        logits = model.networks.logits(model.student, x)
+        probs = model.networks.probs(model.teacher, x)
     assert logits.dtype == probs.dtype == torch.float32
     assert logits.shape == (2, 5, 32, 32)
     assert torch.allclose(probs.sum(1), torch.ones(2, 32, 32), atol=1e-5)

@@ -211,9 +211,10 @@ def test_every_checkpoint_load_refuses_pickled_code(tiny_sup_config,
     semi = Config.fromfile(
         REPO_ROOT / 'configs/cps4/'
         'cps4-mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
-    semi.model.vlm.checkpoint = str(vlm_evil)
+    semi.model.vlm.init_cfg.checkpoint = str(vlm_evil)
+    semi_model = MODELS.build(semi.model)
     with pytest.raises(UnsafeCheckpointError, match='vlm_evil.pth'):
-        MODELS.build(semi.model)
+        semi_model.init_weights()  # where the runner loads the VLM
     assert not marker.exists()  # no code from a checkpoint ever ran
 
 
@@ -270,9 +271,10 @@ def test_bad_config_stops_cleanly(case, tiny_sup_config, tiny_spine_root,
     before = sha(keep)
     cfg, options, expected = {
         'missing_stage1_checkpoint': (
-            REPO_ROOT / CPS4_CFG, ['model.vlm.checkpoint=/nowhere/s1.pth'],
+            REPO_ROOT / CPS4_CFG,
+            ['model.vlm.init_cfg.checkpoint=/nowhere/s1.pth'],
             r'stage-1 checkpoint /nowhere/s1\.pth not found; train stage 1 '
-            r'first .* set model\.vlm\.checkpoint'),
+            r'first .* set model\.vlm\.init_cfg\.checkpoint'),
         'prompt_class_mismatch': (
             REPO_ROOT / VLM_CFG,
             ['model.prompt.prompt_file='

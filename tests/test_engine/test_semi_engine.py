@@ -134,7 +134,8 @@ def test_short_semi_run_through_runner(tiny_spine_root, tmp_path):
     assert pictures == ['pseudo_labels_2.png', 'pseudo_labels_4.png']
     picture = mmcv.imread(str(vis / 'vis_image' / pictures[-1]))
     # weak view | teacher | kept | hidden ground truth, side by side
-    width = runner.model.pseudo_label_snapshot['image'].shape[-1]
+    snapshot = runner.message_hub.get_info('pseudo_label_snapshot')
+    width = snapshot['image'].shape[-1]
     assert picture.shape[1] == 4 * width, picture.shape
     assert list(vis.glob('events.out.tfevents.*'))
     scalars = runner.message_hub.log_scalars

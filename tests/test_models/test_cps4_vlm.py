@@ -139,10 +139,12 @@ def test_twenty_iterations_lower_both_losses_and_checkpoint_loads(
         type='CPS4SemiSegmentor',
         segmentor=Config.fromfile(
             REPO_ROOT / 'configs/_base_/models/unet_fcn.py').model,
-        vlm=dict(model=model_cfg, checkpoint=str(ckpt)),
+        vlm=dict(model_cfg,
+                 init_cfg=dict(type='Pretrained', checkpoint=str(ckpt))),
         ssl_strategy=dict(type='FixMatch'),
         data_preprocessor=dict(type='MultiBranchDataPreprocessor',
                                data_preprocessor=model_cfg.data_preprocessor)))
+    semi.init_weights()  # what the runner does before training
     for name, value in fresh.state_dict().items():
         torch.testing.assert_close(semi.vlm.state_dict()[name], value,
                                    msg=name)

@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 from mmengine.config import Config
+from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint, save_checkpoint
 from mmengine.structures import PixelData
@@ -14,6 +15,7 @@ from mmseg.structures import SegDataSample
 import cps4  # noqa: F401
 from cps4.engine import ema_update
 from cps4.models import CPS4SemiSegmentor, SemiBaseSegmentor
+from cps4.models.segmentors.semi_base_segmentor import SNAPSHOT_KEY
 from tiny_models import tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -59,7 +61,8 @@ def semi_cfg(strategy, cps4_vlm=None, checkpoint=None, **train_cfg):
         semi_train_cfg=dict(rampup_iters=0, **train_cfg))
     if cps4_vlm is not None:
         cfg.update(type='CPS4SemiSegmentor', fusion=dict(type='ProductFusion'),
-                   vlm=dict(model=cps4_vlm, checkpoint=checkpoint))
+                   vlm=dict(cps4_vlm, init_cfg=dict(type='Pretrained',
+                                                    checkpoint=checkpoint)))
     return cfg
 
 
@@ -170,22 +173,49 @@ def test_cps4_on_top_of_each_strategy(strategy):
         torch.testing.assert_close(v, vlm_before[k], msg=k)
 
 
-def test_make_targets_thresholds_and_fuses():
+def test_build_target_thresholds_and_fuses():
     model = MODELS.build(
         semi_cfg('FixMatch', cps4_vlm=tiny_vlm(), pseudo_threshold=0.6))
     model.eval()
     inputs, samples = branch_batch()
     weak = inputs['unsup_teacher']
     probs = torch.softmax(5 * torch.randn(2, NUM_CLASSES, 64, 64), 1)
-    target, log = model.make_targets(probs, weak, samples['unsup_teacher'])
-    labels, maps, _ = model.vlm.unified_map(weak)
-    fused = MODELS.build(dict(type='ProductFusion'))(probs, maps, labels)
+    target, maps, log = model.build_target(probs, model.expert_outputs(weak))
+    labels, class_maps, _ = model.vlm.unified_map(weak)
+    fused = MODELS.build(dict(type='ProductFusion'))(probs, class_maps,
+                                                     labels)
     torch.testing.assert_close(target['probs'], fused['probs'])
     torch.testing.assert_close(target['labels'], fused['probs'].argmax(1))
     torch.testing.assert_close(target['weight'],
                                (fused['confidence'] >= 0.6).float())
+    torch.testing.assert_close(maps['fused'], target['labels'])
+    torch.testing.assert_close(maps['teacher'], probs.argmax(1))
+    torch.testing.assert_close(maps['vlm'], labels)
+    assert log['pl_agreement'] == pytest.approx(
+        float((probs.argmax(1) == labels).float().mean()))
+
+
+@pytest.mark.parametrize('strategy', ['FixMatch', 'CrossPseudoSupervision'])
+def test_get_pseudo_labels_runs_the_vlm_once(strategy):
+    model = MODELS.build(
+        semi_cfg(strategy, cps4_vlm=tiny_vlm(), pseudo_threshold=0.6))
+    calls = []
+    unified_map = model.vlm.unified_map
+    model.vlm.unified_map = lambda x: calls.append(x) or unified_map(x)
+    inputs, samples = branch_batch()
+    targets, log = model.get_pseudo_labels(inputs['unsup_teacher'],
+                                           samples['unsup_teacher'])
+    assert len(calls) == 1
+    assert len(targets) == (2 if strategy == 'CrossPseudoSupervision' else 1)
+    assert not any(t['probs'].requires_grad for t in targets)
     assert log['pl_mask_ratio'] == pytest.approx(
-        float(target['weight'].mean()))
+        float(targets[0]['weight'].mean()))
+    assert {'pl_dice_teacher', 'pl_dice_vlm', 'pl_dice_fused',
+            'pl_dice_masked', 'pl_agreement'} <= set(log)
+    snap = MessageHub.get_current_instance().get_info(SNAPSHOT_KEY)
+    torch.testing.assert_close(snap['image'], inputs['unsup_teacher'][0])
+    torch.testing.assert_close(snap['target'], targets[0]['labels'][0])
+    assert set(snap['maps']) == {'teacher', 'vlm', 'fused'}
 
 
 @pytest.mark.parametrize('threshold', [0.0, 0.6])
@@ -198,7 +228,7 @@ def test_agreement_masks_disagreement_at_every_threshold(threshold):
     inputs, samples = branch_batch()
     weak = inputs['unsup_teacher']
     probs = torch.softmax(5 * torch.randn(2, NUM_CLASSES, 64, 64), 1)
-    target, _ = model.make_targets(probs, weak, samples['unsup_teacher'])
+    target, _, _ = model.build_target(probs, model.expert_outputs(weak))
     vlm_labels = model.vlm.unified_map(weak)[0]
     agree = probs.argmax(1) == vlm_labels
     assert agree.any() and not agree.all()
@@ -265,9 +295,14 @@ def test_stage1_checkpoint_loads_and_survives_init_weights(tmp_path):
 
 
 def test_cps4_config_errors(tmp_path):
-    with pytest.raises(FileNotFoundError, match='model.vlm.checkpoint'):
+    with pytest.raises(FileNotFoundError,
+                       match='model.vlm.init_cfg.checkpoint'):
         MODELS.build(semi_cfg('FixMatch', cps4_vlm=tiny_vlm(),
                               checkpoint=str(tmp_path / 'missing.pth')))
+    old_form = semi_cfg('FixMatch', cps4_vlm=tiny_vlm())
+    old_form['vlm'] = dict(model=tiny_vlm(), checkpoint=None)
+    with pytest.raises(KeyError, match='init_cfg'):
+        MODELS.build(old_form)
     wrong = tiny_vlm()
     wrong['prompt']['prompt_file'] = \
         'configs/_base_/prompts/vertebral_bodies_l1_l5.json'

@@ -2,9 +2,10 @@
 from typing import Optional
 
 from mmengine.hooks import Hook
-from mmengine.model import is_model_wrapper
 from mmengine.runner import Runner
 from mmseg.registry import HOOKS
+
+from ...models.segmentors.semi_base_segmentor import SNAPSHOT_KEY
 
 
 @HOOKS.register_module()
@@ -22,8 +23,9 @@ class PseudoLabelVisualizationHook(Hook):
 
     Needs a visualizer with ``draw_panels`` (:class:`SpineSegVisualizer`,
     the default of ``configs/_base_/default_runtime.py``) and a
-    segmentor that sets ``pseudo_label_snapshot``
-    (:class:`SemiBaseSegmentor` and its subclasses).
+    segmentor that publishes a snapshot in the MessageHub under
+    ``pseudo_label_snapshot`` (:class:`SemiBaseSegmentor` and its
+    subclasses).
 
     Args:
         interval (int): Draw every this many iterations. Defaults to 500.
@@ -50,9 +52,7 @@ class PseudoLabelVisualizationHook(Hook):
                          outputs: Optional[dict] = None) -> None:
         if not self.every_n_train_iters(runner, self.interval):
             return
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        snap = getattr(model, 'pseudo_label_snapshot', None)
+        snap = runner.message_hub.get_info(SNAPSHOT_KEY)
         if snap is None:
             return
         maps = {k: v.cpu().numpy() for k, v in snap['maps'].items()}

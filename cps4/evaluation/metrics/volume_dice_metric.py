@@ -254,9 +254,6 @@ class VolumeDiceMetric(BaseMetric):
         selected = list(
             range(0 if self.include_background else 1, num_classes))
 
-        def padded(counts: np.ndarray) -> np.ndarray:
-            return np.pad(counts, ((0, 0), (0, num_classes - counts.shape[1])))
-
         cases = defaultdict(list)
         for result in results:
             cases[result['case_id']].append(result)
@@ -266,41 +263,16 @@ class VolumeDiceMetric(BaseMetric):
         partial_cases = []
         case_results = []
         for case_id in sorted(cases):
-            slices = sorted(cases[case_id], key=lambda r: r['slice_idx'])
-            indices = [r['slice_idx'] for r in slices]
-            if len(set(indices)) != len(indices):
-                raise ValueError(f'case {case_id} has duplicated slice_idx '
-                                 f'values: {indices}')
-            n_slices = slices[0]['n_slices']
-            if any(r['n_slices'] != n_slices for r in slices):
-                raise ValueError(f'case {case_id} has inconsistent n_slices')
-            if len(slices) != n_slices or \
-                    indices[-1] - indices[0] + 1 != len(indices):
-                partial_cases.append(case_id)
-
-            counts = np.stack([padded(r['counts']) for r in slices])
-            slice_dice.append(dice_from_areas(*counts.transpose(1, 0, 2)))
-            case_dice = dice_from_areas(*counts.sum(axis=0))
-            volume_dice.append(case_dice)
-            case_result = OrderedDict(
-                case_id=case_id,
-                n_slices=n_slices,
-                n_evaluated_slices=len(slices))
-            case_result.update((f'Dice.{name}', float(value * 100))
-                               for name, value in zip(class_names, case_dice))
-
+            case = self._evaluate_case(case_id, cases[case_id], num_classes,
+                                       class_names, selected)
+            slice_dice.append(case['slice_dice'])
+            volume_dice.append(case['dice'])
             if self.hd95:
-                case_hd95 = self._case_hd95(case_id, slices, num_classes,
-                                            selected)
-                volume_hd95.append(case_hd95)
-                volume_counts = counts.sum(axis=0)
-                present_pred = volume_counts[1] > 0
-                present_gt = volume_counts[2] > 0
-                hd95_missing += present_pred ^ present_gt
-                case_result.update(
-                    (f'HD95.{class_names[k]}', float(case_hd95[k]))
-                    for k in selected)
-            case_results.append(case_result)
+                volume_hd95.append(case['hd95'])
+                hd95_missing += case['hd95_missing']
+            if case['partial']:
+                partial_cases.append(case_id)
+            case_results.append(case['row'])
 
         if partial_cases:
             print_log(
@@ -334,13 +306,79 @@ class VolumeDiceMetric(BaseMetric):
                     np.round(per_class_hd95[k], 2))
             metrics['hd95_missing'] = int(hd95_missing[selected].sum())
 
-        # per-class table
+        self._log_table(class_names, selected, per_class_vol,
+                        per_class_slice,
+                        per_class_hd95 if self.hd95 else None, hd95_missing,
+                        defined_volumes, len(cases), len(results), logger)
+        self.last_case_results = case_results
+        if self.output_dir is not None:
+            self._dump_case_results(case_results, logger)
+        return metrics
+
+    # ------------------------------------------------------------------ #
+    # internals
+    # ------------------------------------------------------------------ #
+    def _evaluate_case(self, case_id: str, slices: List[dict],
+                       num_classes: int, class_names: List[str],
+                       selected: List[int]) -> dict:
+        """Dice (per slice and per volume) and HD95 of one case.
+
+        Returns:
+            dict: ``slice_dice`` (S, K), ``dice`` (K,), ``hd95`` (K,) and
+            ``hd95_missing`` (K,) when HD95 is on, ``partial`` (not all
+            slices present or not contiguous) and ``row`` (the case's
+            line of the per-case table).
+        """
+        slices = sorted(slices, key=lambda r: r['slice_idx'])
+        indices = [r['slice_idx'] for r in slices]
+        if len(set(indices)) != len(indices):
+            raise ValueError(f'case {case_id} has duplicated slice_idx '
+                             f'values: {indices}')
+        n_slices = slices[0]['n_slices']
+        if any(r['n_slices'] != n_slices for r in slices):
+            raise ValueError(f'case {case_id} has inconsistent n_slices')
+        partial = len(slices) != n_slices or \
+            indices[-1] - indices[0] + 1 != len(indices)
+
+        counts = np.stack([
+            np.pad(r['counts'],
+                   ((0, 0), (0, num_classes - r['counts'].shape[1])))
+            for r in slices
+        ])
+        case_dice = dice_from_areas(*counts.sum(axis=0))
+        row = OrderedDict(
+            case_id=case_id, n_slices=n_slices,
+            n_evaluated_slices=len(slices))
+        row.update((f'Dice.{name}', float(value * 100))
+                   for name, value in zip(class_names, case_dice))
+        out = dict(
+            slice_dice=dice_from_areas(*counts.transpose(1, 0, 2)),
+            dice=case_dice,
+            partial=partial,
+            row=row)
+        if self.hd95:
+            case_hd95 = self._case_hd95(case_id, slices, num_classes,
+                                        selected)
+            volume_counts = counts.sum(axis=0)
+            out.update(
+                hd95=case_hd95,
+                hd95_missing=(volume_counts[1] > 0) ^ (volume_counts[2] > 0))
+            row.update((f'HD95.{class_names[k]}', float(case_hd95[k]))
+                       for k in selected)
+        return out
+
+    def _log_table(self, class_names: List[str], selected: List[int],
+                   per_class_vol: np.ndarray, per_class_slice: np.ndarray,
+                   per_class_hd95: Optional[np.ndarray],
+                   hd95_missing: np.ndarray, defined_volumes: np.ndarray,
+                   n_cases: int, n_slices: int, logger: MMLogger) -> None:
+        """Log the per-class table (Dice per volume and slice, HD95)."""
         table = PrettyTable()
         table.add_column('Class', class_names)
         table.add_column('Dice (vol)', [_fmt(v * 100) for v in per_class_vol])
         table.add_column('Dice (slice)',
                          [_fmt(v * 100) for v in per_class_slice])
-        if self.hd95:
+        if per_class_hd95 is not None:
             table.add_column('HD95 (mm)', [
                 _fmt(v) if k in selected else '-'
                 for k, v in enumerate(per_class_hd95)
@@ -351,18 +389,10 @@ class VolumeDiceMetric(BaseMetric):
             ])
         table.add_column('Volumes with class', defined_volumes.tolist())
         print_log(
-            f'per class results ({len(cases)} volumes, '
-            f'{len(results)} slices):', logger)
+            f'per class results ({n_cases} volumes, {n_slices} slices):',
+            logger)
         print_log('\n' + table.get_string(), logger=logger)
 
-        self.last_case_results = case_results
-        if self.output_dir is not None:
-            self._dump_case_results(case_results, logger)
-        return metrics
-
-    # ------------------------------------------------------------------ #
-    # internals
-    # ------------------------------------------------------------------ #
     def _case_hd95(self, case_id: str, slices: List[dict], num_classes: int,
                    selected: List[int]) -> np.ndarray:
         """HD95 of one case, slices already sorted by ``slice_idx``."""

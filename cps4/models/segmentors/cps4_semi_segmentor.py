@@ -1,15 +1,15 @@
 """CPS4 stage 2: any SSL strategy with VLM-cleaned pseudo labels."""
+import copy
+import logging
 import os.path as osp
 from typing import Dict, Optional, Tuple
 
 import numpy as np
 import torch
 import torch.nn as nn
-from mmengine.config import Config
 from mmengine.logging import print_log
-from mmengine.runner import load_checkpoint
 from mmseg.registry import MODELS
-from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig, SampleList
+from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
 from .semi_base_segmentor import SemiBaseSegmentor
@@ -19,12 +19,12 @@ from .semi_base_segmentor import SemiBaseSegmentor
 class CPS4SemiSegmentor(SemiBaseSegmentor):
     """Semi-supervised segmentor whose pseudo labels the stage-1 VLM cleans.
 
-    Call graph of the pseudo-label step (the rest is
-    :class:`SemiBaseSegmentor`'s)::
+    Its two steps of :meth:`SemiBaseSegmentor.get_pseudo_labels`::
 
-        make_targets(teacher_probs, weak_inputs)
-         ├─ vlm.unified_map(weak_inputs)   frozen stage-1 model, no grad:
-         │                                 class maps B_k, unified labels
+        expert_outputs(weak_inputs)        once per batch, no grad:
+         └─ vlm.unified_map(weak_inputs)   frozen stage-1 model: class
+                                           maps B_k, unified labels
+        build_target(teacher_probs, vlm outputs)
          ├─ fusion(q_t, B, labels_v)       registered rule -> q, confidence
          └─ labels = argmax q, weight = 1[confidence >= pseudo_threshold]
 
@@ -35,10 +35,13 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
 
     Args:
         segmentor (dict): The student/teacher segmentor config.
-        vlm (dict): The stage-1 model: ``config`` (path of its config file)
-            or ``model`` (its model dict), and ``checkpoint`` (path of the
-            stage-1 checkpoint; None only to build an untrained VLM for
-            tests and for loading a stage-2 checkpoint that holds it).
+        vlm (dict): The stage-1 model dict (``type='CPS4VLM'``, usually
+            taken from the stage-1 model ``_base_`` file) with
+            ``init_cfg=dict(type='Pretrained', checkpoint=PATH)``. Without
+            a checkpoint the VLM stays untrained (tests, or loading a
+            stage-2 checkpoint that holds it). A ``data_preprocessor`` key
+            is dropped after checking that its mean/std match this
+            model's.
         fusion (dict): Config of a fusion rule from
             :mod:`cps4.models.pseudo_label`. Defaults to ProductFusion.
         ssl_strategy, semi_train_cfg, semi_test_cfg, data_preprocessor,
@@ -61,31 +64,35 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
             semi_test_cfg=semi_test_cfg,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
-        self.vlm = self._build_vlm(dict(vlm))
+        self.vlm = self._build_vlm(copy.deepcopy(dict(vlm)))
         self.fusion = MODELS.build(fusion)
-        self._vlm_cache: Optional[Tuple[Tensor, tuple]] = None
 
     def _build_vlm(self, vlm: dict) -> nn.Module:
-        unknown = set(vlm) - {'config', 'model', 'checkpoint'}
-        if unknown:
-            raise KeyError(f'CPS4SemiSegmentor.vlm: unknown key(s) '
-                           f'{sorted(unknown)}; use config or model, and '
-                           'checkpoint.')
-        if ('config' in vlm) == ('model' in vlm):
-            raise ValueError('CPS4SemiSegmentor.vlm needs exactly one of '
-                             '`config` (stage-1 config file) and `model`.')
-        if 'config' in vlm:
-            if not osp.isfile(vlm['config']):
+        if 'config' in vlm or 'checkpoint' in vlm:
+            raise KeyError(
+                'CPS4SemiSegmentor.vlm takes the stage-1 model dict itself '
+                "(type='CPS4VLM', ...) with its checkpoint in init_cfg=dict("
+                "type='Pretrained', checkpoint=...); the keys `config` and "
+                '`checkpoint` are not supported. Base the config on the '
+                'stage-1 model file and pass --cfg-options '
+                'model.vlm.init_cfg.checkpoint=WORK_DIR/iter_N.pth.')
+        self._check_normalisation(vlm.pop('data_preprocessor', None))
+        init_cfg = vlm.get('init_cfg')
+        #: Path of the stage-1 checkpoint that init_weights() loads.
+        self.vlm_checkpoint = None
+        if isinstance(init_cfg, dict) and init_cfg.get('type') == 'Pretrained':
+            self.vlm_checkpoint = init_cfg.get('checkpoint')
+            if self.vlm_checkpoint is None:
+                # no checkpoint: an untrained VLM (tests, or a stage-2
+                # checkpoint that holds the VLM is loaded afterwards)
+                vlm.pop('init_cfg')
+            elif not osp.isfile(self.vlm_checkpoint):
                 raise FileNotFoundError(
-                    f'stage-1 config {vlm["config"]} not found; set '
-                    'model.vlm.config to the config the VLM was trained with.')
-            model_cfg = Config.fromfile(vlm['config']).model
-        else:
-            model_cfg = Config(dict(model=vlm['model'])).model
-        self._check_normalisation(model_cfg.get('data_preprocessor'))
-        model_cfg = dict(model_cfg)
-        model_cfg.pop('data_preprocessor', None)
-        net = MODELS.build(model_cfg)
+                    f'stage-1 checkpoint {self.vlm_checkpoint} not found; '
+                    'train stage 1 first (tools/train.py '
+                    'configs/cps4/cps4-vlm_*.py) and set '
+                    'model.vlm.init_cfg.checkpoint=WORK_DIR/iter_N.pth.')
+        net = MODELS.build(vlm)
         if not hasattr(net, 'unified_map'):
             raise TypeError(f'{type(net).__name__} has no unified_map(); the '
                             'stage-1 model must be a CPS4VLM.')
@@ -94,23 +101,30 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
                 f'the stage-1 VLM predicts {net.num_classes} classes, the '
                 f'student {self.num_classes}; train stage 1 on the same '
                 'dataset (same classes) as stage 2.')
-        ckpt = vlm.get('checkpoint')
-        if ckpt is not None:
-            if not osp.isfile(ckpt):
-                raise FileNotFoundError(
-                    f'stage-1 checkpoint {ckpt} not found; train stage 1 '
-                    'first (tools/train.py configs/cps4/cps4-vlm_*.py) and '
-                    'set model.vlm.checkpoint=WORK_DIR/iter_N.pth.')
-            load_checkpoint(net, ckpt, map_location='cpu', strict=True,
-                            logger='current')
-            # the runner calls init_weights() on the whole model before
-            # training; without this flag it would overwrite the VLM
-            net.is_init = True
-            print_log(f'CPS4SemiSegmentor: loaded the stage-1 VLM from {ckpt}',
-                      logger='current')
         net.requires_grad_(False)
         net.eval()
         return net
+
+    def init_weights(self) -> None:
+        """Initialise the networks; the VLM loads its ``Pretrained``
+        checkpoint.
+
+        The VLM is initialised under a forked random state: its random
+        initialisation is replaced by the checkpoint, and forking keeps the
+        random stream of the students (initialisation, CutMix, dropout) the
+        same as without a VLM.
+        """
+        if self.vlm_checkpoint is None:
+            print_log(
+                'CPS4SemiSegmentor: model.vlm.init_cfg has no checkpoint, so '
+                'the VLM is untrained and its maps are noise; pass '
+                '--cfg-options model.vlm.init_cfg.checkpoint='
+                'STAGE1_WORK_DIR/iter_N.pth.',
+                logger='current',
+                level=logging.WARNING)
+        with torch.random.fork_rng(devices=[]):
+            self.vlm.init_weights()
+        super().init_weights()
 
     def _check_normalisation(self, vlm_pre: Optional[dict]) -> None:
         """The VLM sees the student's normalised inputs: mean/std must agree."""
@@ -143,29 +157,28 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
             self.vlm.eval()
         return self
 
-    def vlm_outputs(self, weak_inputs: Tensor) -> Tuple[Tensor, Tensor, Tensor]:
-        """Unified labels, class maps and confidence of the VLM (cached for
-        the batch, so two-student strategies run it once)."""
-        key = (weak_inputs.data_ptr(), tuple(weak_inputs.shape),
-               weak_inputs._version)
-        if self._vlm_cache is not None and self._vlm_cache[0] == key:
-            return self._vlm_cache[1]
-        with torch.no_grad():
-            out = self.vlm.unified_map(weak_inputs)
-        self._vlm_cache = (key, out)
-        return out
+    def expert_outputs(self, weak_inputs: Tensor
+                       ) -> Tuple[Tensor, Tensor, Tensor]:
+        """The VLM's unified labels, class maps and confidence on the weak
+        view (run once per batch, also for two-student strategies)."""
+        return self.vlm.unified_map(weak_inputs)
 
-    def make_targets(self, probs: Tensor, weak_inputs: Tensor,
-                     weak_samples: SampleList) -> Tuple[dict, Dict]:
+    def build_target(self, probs: Tensor,
+                     experts: Tuple[Tensor, Tensor, Tensor]
+                     ) -> Tuple[dict, Dict[str, Tensor], Dict[str, Tensor]]:
         """Fuse the teacher's probabilities with the VLM's class maps.
 
+        Args:
+            probs (Tensor): (B, K, H, W) teacher predictions.
+            experts (tuple[Tensor]): :meth:`expert_outputs`.
+
         Returns:
-            tuple[dict, dict]: The fused target ``{probs, labels, weight}``
-            and log variables (``pl_dice_teacher``, ``pl_dice_vlm``,
-            ``pl_dice_fused``, ``pl_dice_masked``, ``pl_mask_ratio``,
-            ``pl_agreement``).
+            tuple[dict, dict, dict]: The fused target ``{probs, labels,
+            weight}``, the label maps ``teacher``, ``vlm`` and ``fused``,
+            and ``pl_agreement`` (share of pixels where teacher and VLM
+            agree).
         """
-        vlm_labels, vlm_maps, _ = self.vlm_outputs(weak_inputs)
+        vlm_labels, vlm_maps, _ = experts
         fused = self.fusion(probs, vlm_maps, vlm_labels)
         # max(1).indices: the same first-maximum index as argmax(1), which
         # is seven times slower over the class axis of an NCHW map on the CPU
@@ -173,16 +186,6 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
         target = self._target(fused['probs'], labels, fused['confidence'],
                               fused.get('valid'))
         teacher_labels = probs.max(1).indices
-        log = self.pseudo_quality(
-            dict(teacher=teacher_labels, vlm=vlm_labels, fused=labels),
-            target, weak_samples)
-        log['pl_agreement'] = (teacher_labels == vlm_labels).float().mean()
-        return target, log
-
-    def loss(self, multi_batch_inputs: Dict[str, Tensor],
-             multi_batch_data_samples: Dict[str, SampleList]) -> dict:
-        self._vlm_cache = None
-        try:
-            return super().loss(multi_batch_inputs, multi_batch_data_samples)
-        finally:
-            self._vlm_cache = None
+        maps = dict(teacher=teacher_labels, vlm=vlm_labels, fused=labels)
+        agreement = (teacher_labels == vlm_labels).float().mean()
+        return target, maps, dict(pl_agreement=agreement)

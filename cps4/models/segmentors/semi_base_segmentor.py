@@ -1,44 +1,49 @@
 """Student/teacher segmentor that runs a pluggable SSL strategy."""
 import copy
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from mmengine.config import ConfigDict
-from mmengine.logging import print_log
+from mmengine.logging import MessageHub, print_log
 from mmseg.models.segmentors.base import BaseSegmentor
-from mmseg.models.utils import resize
 from mmseg.registry import MODELS
 from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
                          OptSampleList, SampleList)
 from torch import Tensor
 
 from ...evaluation.functional import foreground_dice
-from ..utils import cutmix, rampup_factor
+from ..ssl_strategies import SemiNetworks
+from ..utils import num_classes_of, rampup_factor
 
 _NETWORKS = ('student', 'teacher', 'peer')
+
+#: MessageHub key of the first unlabelled sample of the last batch: its weak
+#: view and its pseudo-label maps (read by PseudoLabelVisualizationHook).
+SNAPSHOT_KEY = 'pseudo_label_snapshot'
 
 
 @MODELS.register_module()
 class SemiBaseSegmentor(BaseSegmentor):
     """Semi-supervised segmentor: a student, its EMA teacher, a strategy.
 
-    Call graph of one training iteration (``loss``), reading top to bottom::
+    One training iteration (``loss``), reading top to bottom::
 
         loss(multi_batch_inputs, multi_batch_data_samples)
-         ├─ loss_by_gt_labels         'sup' branch: student.loss()
-         │                            (+ peer.loss() for two-student methods)
-         └─ loss_by_pseudo_labels     unlabelled branches
-             ├─ strategy.teacher_probs   softmax on 'unsup_teacher' (no grad)
-             ├─ make_targets             argmax, confidence >= threshold
-             │                           (CPS4SemiSegmentor: VLM fusion here)
-             ├─ strategy.unsup_loss      strong view(s) 'unsup_student*'
-             └─ x unsup_weight x ramp-up(iter)
+         ├─ loss_by_gt_labels       'sup' branch: student.loss()
+         │                          (+ peer.loss() for two-student methods)
+         ├─ get_pseudo_labels       no grad, on the weak view 'unsup_teacher'
+         │   ├─ expert_outputs        other experts, run once (CPS4: the VLM)
+         │   ├─ strategy.teacher_probs  softmax of the teacher(s)
+         │   └─ build_target          labels, soft target, weight map
+         │                            (CPS4SemiSegmentor: VLM fusion here)
+         └─ loss_by_pseudo_labels   strategy.unsup_loss on the strong
+                                    view(s) x unsup_weight x ramp-up(iter)
 
-    The teacher is a copy of the student that changes only through
-    :class:`cps4.engine.EMATeacherHook`. All weights, thresholds and
-    ramp-ups live in ``semi_train_cfg``:
+    The strategy sees a :class:`SemiNetworks` view (networks, logits,
+    probs, cutmix), never the segmentor. The teacher is a copy of the
+    student that changes only through :class:`cps4.engine.EMATeacherHook`.
+    All weights, thresholds and ramp-ups live in ``semi_train_cfg``:
 
     - ``sup_weight`` (1.0): weight of the supervised loss;
     - ``unsup_weight`` (1.0): weight of the unsupervised loss;
@@ -49,6 +54,10 @@ class SemiBaseSegmentor(BaseSegmentor):
     - ``log_pseudo_quality`` (True): when unlabelled samples carry a hidden
       ``gt_sem_seg`` (synthetic and benchmark data), log the Dice of the
       pseudo labels against it as ``pl_dice_*`` (never used for training).
+
+    Each iteration also publishes the first unlabelled sample's weak view
+    and pseudo-label maps in the MessageHub under :data:`SNAPSHOT_KEY` (not
+    saved in checkpoints) for :class:`PseudoLabelVisualizationHook`.
 
     ``semi_test_cfg.predict_on`` ('teacher' or 'student') chooses the
     network used by ``predict`` (validation, test, inference).
@@ -104,174 +113,17 @@ class SemiBaseSegmentor(BaseSegmentor):
             raise ValueError("semi_test_cfg.predict_on must be 'teacher' or "
                              f"'student', got "
                              f"{self.semi_test_cfg['predict_on']!r}")
-        self.num_classes = self._num_classes(self.student)
+        self.num_classes = num_classes_of(self.student)
         self.teacher.requires_grad_(False)
-        #: First unlabelled sample of the last batch: its weak view and its
-        #: pseudo-label maps (read by PseudoLabelVisualizationHook).
-        self.pseudo_label_snapshot: Optional[dict] = None
-        self._last_pseudo_maps: Optional[dict] = None
 
-    # ------------------------------------------------------------------
-    # helpers the strategies call
-    # ------------------------------------------------------------------
-    @staticmethod
-    def _num_classes(net: nn.Module) -> int:
-        head = getattr(net, 'decode_head', None)
-        if head is not None:
-            return int(head.num_classes)
-        if hasattr(net, 'num_classes'):
-            return int(net.num_classes)
-        raise AttributeError(f'{type(net).__name__} has neither a '
-                             'decode_head nor num_classes.')
-
-    def logits(self,
-               net: nn.Module,
-               inputs: Tensor,
-               feature_dropout: float = 0.0) -> Tensor:
-        """Class logits of ``net`` at the input size.
-
-        Args:
-            net (nn.Module): ``self.student``, ``self.teacher`` or
-                ``self.peer``.
-            inputs (Tensor): Normalised images (B, C, H, W).
-            feature_dropout (float): Channel dropout on every encoder
-                feature before the decode head (UniMatch's feature
-                perturbation); needs a segmentor with ``decode_head``.
-
-        Returns:
-            Tensor: (B, K, H, W) logits, in float32 also under mixed
-            precision (they feed the losses and the pseudo labels).
-        """
-        head = getattr(net, 'decode_head', None)
-        if head is not None:
-            feats = net.extract_feat(inputs)
-            if feature_dropout > 0:
-                feats = [
-                    F.dropout2d(f, feature_dropout, training=True)
-                    for f in feats
-                ]
-            out = head.forward(feats)
-        elif feature_dropout > 0:
-            raise TypeError(
-                f'feature_dropout needs a segmentor with a decode_head; '
-                f'{type(net).__name__} has none.')
-        else:
-            out = net._forward(inputs)
-        return resize(out.float(), size=inputs.shape[2:], mode='bilinear',
-                      align_corners=False)
-
-    def predict_probs(self,
-                      net: nn.Module,
-                      inputs: Tensor,
-                      eval_mode: bool = True) -> Tensor:
-        """Softmax of ``net`` on ``inputs`` without gradient.
-
-        Args:
-            net (nn.Module): The predicting network.
-            inputs (Tensor): Normalised images (B, C, H, W).
-            eval_mode (bool): Run ``net`` in eval mode (batch-norm running
-                statistics, no dropout), as for the EMA teacher; the two
-                students of CPS predict in training mode.
-
-        Returns:
-            Tensor: (B, K, H, W) probabilities.
-        """
-        was_training = net.training
-        if eval_mode:
-            net.eval()
-        with torch.no_grad():
-            probs = self.logits(net, inputs).softmax(1)
-        net.train(was_training)
-        return probs
-
-    def cutmix(self, inputs: Tensor,
-               targets: Sequence[dict]) -> Tuple[Tensor, List[dict]]:
-        """CutMix with ``semi_train_cfg.cutmix_prob`` (see
-        :func:`cps4.models.utils.cutmix`)."""
-        return cutmix(inputs, targets, self.semi_train_cfg['cutmix_prob'])
-
-    def make_targets(self, probs: Tensor, weak_inputs: Tensor,
-                     weak_samples: SampleList) -> Tuple[dict, dict]:
-        """Pseudo labels and confidence mask from a softmax map.
-
-        Args:
-            probs (Tensor): (B, K, H, W) predictions on the weak view.
-            weak_inputs (Tensor): The weak view (unused here; subclasses
-                use it, e.g. to run the stage-1 VLM).
-            weak_samples (list[SegDataSample]): Samples of the weak view;
-                a hidden ``gt_sem_seg`` is read for logging only.
-
-        Returns:
-            tuple[dict, dict]: The target ``{probs, labels, weight}`` and
-            the log variables (``pl_*``).
-        """
-        conf, labels = probs.max(1)
-        target = self._target(probs, labels, conf)
-        log = self.pseudo_quality(dict(teacher=labels), target, weak_samples)
-        return target, log
-
-    def pseudo_quality(self, labels: Dict[str, Tensor], target: dict,
-                       weak_samples: SampleList) -> Dict[str, Tensor]:
-        """Log variables on the pseudo labels of one batch.
-
-        ``pl_mask_ratio`` is the share of pixels that pass the threshold.
-        With a hidden ground truth, ``pl_dice_<name>`` is the Dice of each
-        label map in ``labels`` over all pixels, and ``pl_dice_masked`` the
-        Dice of the final target over the pixels it keeps.
-
-        Args:
-            labels (dict[str, Tensor]): Named label maps (B, H, W).
-            target (dict): The final target (``labels``, ``weight``).
-            weak_samples (list[SegDataSample]): Samples of the weak view.
-
-        Returns:
-            dict[str, Tensor]: The log variables.
-        """
-        log = dict(pl_mask_ratio=target['weight'].mean())
-        gt = self._hidden_gt(weak_samples, target['labels'].shape[1:])
-        self._last_pseudo_maps = dict(
-            maps={k: v[0].detach() for k, v in labels.items()},
-            target=target['labels'][0].detach(),
-            valid=target['weight'][0].detach() > 0,
-            gt=None if gt is None else gt[0].detach())
-        if gt is None:
-            return log
-
-        def dice(pred: Tensor, truth: Tensor) -> Tensor:
-            value = foreground_dice(pred.detach().cpu().numpy(),
-                                    truth.detach().cpu().numpy(),
-                                    self.num_classes)
-            return torch.tensor(value, device=pred.device)
-
-        for name, lab in labels.items():
-            log[f'pl_dice_{name}'] = dice(lab, gt)
-        keep = target['weight'] > 0
-        ignore = torch.full_like(gt, 255)
-        log['pl_dice_masked'] = dice(
-            torch.where(keep, target['labels'], ignore),
-            torch.where(keep, gt, ignore))
-        return log
-
-    def _target(self,
-                probs: Tensor,
-                labels: Tensor,
-                conf: Tensor,
-                valid: Optional[Tensor] = None) -> dict:
-        keep = conf >= self.semi_train_cfg['pseudo_threshold']
-        if valid is not None:
-            keep = keep & valid
-        return dict(probs=probs, labels=labels, weight=keep.float())
-
-    def _hidden_gt(self, samples: SampleList,
-                   size) -> Optional[Tensor]:
-        if not self.semi_train_cfg['log_pseudo_quality']:
-            return None
-        if not samples or not all('gt_sem_seg' in s for s in samples):
-            return None
-        gt = torch.stack([s.gt_sem_seg.data.squeeze(0) for s in samples])
-        if tuple(gt.shape[1:]) != tuple(size):
-            return None
-        return gt.long()
+    @property
+    def networks(self) -> SemiNetworks:
+        """The view of the networks that the strategy works on."""
+        return SemiNetworks(
+            student=self.student,
+            teacher=self.teacher,
+            peer=getattr(self, 'peer', None),
+            cutmix_prob=self.semi_train_cfg['cutmix_prob'])
 
     # ------------------------------------------------------------------
     # training
@@ -288,7 +140,7 @@ class SemiBaseSegmentor(BaseSegmentor):
 
         Returns:
             dict[str, Tensor]: Losses (``sup_*``, ``loss_unsup_*``) and
-            logged statistics (``pl_*``, ``unsup_weight``).
+            logged statistics (``unsup_weight``, ``pl_*``).
         """
         losses = dict()
         if 'sup' in multi_batch_inputs:
@@ -297,9 +149,13 @@ class SemiBaseSegmentor(BaseSegmentor):
                                        multi_batch_data_samples['sup']))
         if (self.strategy.uses_unlabelled
                 and 'unsup_teacher' in multi_batch_inputs):
+            weak = multi_batch_inputs['unsup_teacher']
+            strong = self._strong_views(multi_batch_inputs)
+            targets, log = self.get_pseudo_labels(
+                weak, multi_batch_data_samples['unsup_teacher'])
+            losses.update(self.loss_by_pseudo_labels(strong, targets, weak))
             losses.update(
-                self.loss_by_pseudo_labels(multi_batch_inputs,
-                                           multi_batch_data_samples))
+                {k: v for k, v in log.items() if not torch.isnan(v)})
         if not losses:
             raise RuntimeError(
                 'SemiBaseSegmentor.loss got no branch it can use: '
@@ -322,12 +178,82 @@ class SemiBaseSegmentor(BaseSegmentor):
                 losses[f'{name}_{k}'] = v
         return losses
 
-    def loss_by_pseudo_labels(self, multi_batch_inputs: Dict[str, Tensor],
-                              multi_batch_data_samples: Dict[str, SampleList]
-                              ) -> dict:
+    @torch.no_grad()
+    def get_pseudo_labels(self, weak_inputs: Tensor,
+                          weak_samples: SampleList
+                          ) -> Tuple[List[dict], Dict[str, Tensor]]:
+        """Targets for the strategy from the weak view, without gradient.
+
+        Runs every expert once: :meth:`expert_outputs` (nothing here, the
+        VLM under CPS4) and the strategy's teacher prediction(s), then
+        :meth:`build_target` per teacher map. Logs and publishes the first
+        target only.
+
+        Args:
+            weak_inputs (Tensor): The weak view (B, C, H, W).
+            weak_samples (list[SegDataSample]): Its samples; a hidden
+                ``gt_sem_seg`` is read for logging only.
+
+        Returns:
+            tuple[list[dict], dict]: One target ``{probs, labels, weight}``
+            per network the strategy trains, and the log variables
+            (``pl_*``).
+        """
+        experts = self.expert_outputs(weak_inputs)
+        targets, log = [], {}
+        teacher_probs = self.strategy.teacher_probs(self.networks,
+                                                    weak_inputs)
+        for i, probs in enumerate(teacher_probs):
+            target, maps, extra_log = self.build_target(probs, experts)
+            targets.append(target)
+            if i == 0:
+                gt = self._hidden_gt(weak_samples, target['labels'].shape[1:])
+                log = self.pseudo_quality(maps, target, gt)
+                log.update(extra_log)
+                self._publish_snapshot(weak_inputs, maps, target, gt)
+        return targets, {k: v.detach() for k, v in log.items()}
+
+    def expert_outputs(self, weak_inputs: Tensor) -> Any:
+        """Predictions of experts besides the teacher on the weak view.
+
+        Called once per batch by :meth:`get_pseudo_labels` and handed to
+        every :meth:`build_target` call. None here; subclasses return e.g.
+        the VLM's maps.
+        """
+        return None
+
+    def build_target(self, probs: Tensor, experts: Any
+                     ) -> Tuple[dict, Dict[str, Tensor], Dict[str, Tensor]]:
+        """Pseudo labels and confidence mask from a softmax map.
+
+        Args:
+            probs (Tensor): (B, K, H, W) teacher predictions on the weak
+                view.
+            experts: What :meth:`expert_outputs` returned (unused here).
+
+        Returns:
+            tuple[dict, dict, dict]: The target ``{probs, labels, weight}``,
+            the named label maps to log and draw (``teacher``), and extra
+            log variables (none here).
+        """
+        conf, labels = probs.max(1)
+        return self._target(probs, labels, conf), dict(teacher=labels), {}
+
+    def loss_by_pseudo_labels(self, strong_inputs: List[Tensor],
+                              targets: List[dict],
+                              weak_inputs: Tensor) -> Dict[str, Tensor]:
         """Unsupervised loss of the strategy, weighted and ramped up."""
-        weak = multi_batch_inputs['unsup_teacher']
-        weak_samples = multi_batch_data_samples['unsup_teacher']
+        raw = self.strategy.unsup_loss(self.networks, strong_inputs,
+                                       targets, weak_inputs)
+        weight = self.semi_train_cfg['unsup_weight'] * rampup_factor(
+            self.semi_train_cfg['rampup_iters'])
+        losses = {k: weight * v for k, v in raw.items()}
+        losses['unsup_weight'] = torch.tensor(
+            weight, device=weak_inputs.device)
+        return losses
+
+    def _strong_views(self, multi_batch_inputs: Dict[str, Tensor]
+                      ) -> List[Tensor]:
         missing = [b for b in self.strategy.strong_branches
                    if b not in multi_batch_inputs]
         if missing:
@@ -335,24 +261,79 @@ class SemiBaseSegmentor(BaseSegmentor):
                 f'{type(self.strategy).__name__} needs the unlabelled '
                 f'branch(es) {missing}; add them to the MultiBranch '
                 'transform of the unlabelled pipeline.')
-        strong = [multi_batch_inputs[b] for b in self.strategy.strong_branches]
-        targets, log = [], {}
-        for i, probs in enumerate(self.strategy.teacher_probs(self, weak)):
-            target, target_log = self.make_targets(probs, weak, weak_samples)
-            targets.append(target)
-            if i == 0:
-                log = target_log
-                if self._last_pseudo_maps is not None:
-                    self.pseudo_label_snapshot = dict(
-                        self._last_pseudo_maps, image=weak[0].detach())
-        raw = self.strategy.unsup_loss(self, strong, targets, weak)
-        weight = self.semi_train_cfg['unsup_weight'] * rampup_factor(
-            self.semi_train_cfg['rampup_iters'])
-        losses = {k: weight * v for k, v in raw.items()}
-        losses['unsup_weight'] = torch.tensor(weight, device=weak.device)
-        losses.update(
-            {k: v.detach() for k, v in log.items() if not torch.isnan(v)})
-        return losses
+        return [multi_batch_inputs[b] for b in self.strategy.strong_branches]
+
+    def _target(self,
+                probs: Tensor,
+                labels: Tensor,
+                conf: Tensor,
+                valid: Optional[Tensor] = None) -> dict:
+        keep = conf >= self.semi_train_cfg['pseudo_threshold']
+        if valid is not None:
+            keep = keep & valid
+        return dict(probs=probs, labels=labels, weight=keep.float())
+
+    # ------------------------------------------------------------------
+    # pseudo-label diagnostics (logging and pictures only)
+    # ------------------------------------------------------------------
+    def pseudo_quality(self, labels: Dict[str, Tensor], target: dict,
+                       gt: Optional[Tensor]) -> Dict[str, Tensor]:
+        """Log variables on the pseudo labels of one batch.
+
+        ``pl_mask_ratio`` is the share of pixels that pass the threshold.
+        With a hidden ground truth, ``pl_dice_<name>`` is the Dice of each
+        label map in ``labels`` over all pixels, and ``pl_dice_masked`` the
+        Dice of the final target over the pixels it keeps.
+
+        Args:
+            labels (dict[str, Tensor]): Named label maps (B, H, W).
+            target (dict): The final target (``labels``, ``weight``).
+            gt (Tensor, optional): Hidden ground truth (B, H, W).
+
+        Returns:
+            dict[str, Tensor]: The log variables.
+        """
+        log = dict(pl_mask_ratio=target['weight'].mean())
+        if gt is None:
+            return log
+
+        def dice(pred: Tensor, truth: Tensor) -> Tensor:
+            value = foreground_dice(pred.cpu().numpy(), truth.cpu().numpy(),
+                                    self.num_classes)
+            return torch.tensor(value, device=pred.device)
+
+        for name, lab in labels.items():
+            log[f'pl_dice_{name}'] = dice(lab, gt)
+        keep = target['weight'] > 0
+        ignore = torch.full_like(gt, 255)
+        log['pl_dice_masked'] = dice(
+            torch.where(keep, target['labels'], ignore),
+            torch.where(keep, gt, ignore))
+        return log
+
+    def _hidden_gt(self, samples: SampleList,
+                   size) -> Optional[Tensor]:
+        if not self.semi_train_cfg['log_pseudo_quality']:
+            return None
+        if not samples or not all('gt_sem_seg' in s for s in samples):
+            return None
+        gt = torch.stack([s.gt_sem_seg.data.squeeze(0) for s in samples])
+        if tuple(gt.shape[1:]) != tuple(size):
+            return None
+        return gt.long()
+
+    @staticmethod
+    def _publish_snapshot(weak_inputs: Tensor, maps: Dict[str, Tensor],
+                          target: dict, gt: Optional[Tensor]) -> None:
+        MessageHub.get_current_instance().update_info(
+            SNAPSHOT_KEY,
+            dict(
+                image=weak_inputs[0].detach(),
+                maps={k: v[0].detach() for k, v in maps.items()},
+                target=target['labels'][0].detach(),
+                valid=target['weight'][0].detach() > 0,
+                gt=None if gt is None else gt[0].detach()),
+            resumed=False)
 
     # ------------------------------------------------------------------
     # inference and the BaseSegmentor interface

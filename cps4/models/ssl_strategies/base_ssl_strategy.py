@@ -1,12 +1,10 @@
 """Interface every semi-supervised strategy implements."""
-from typing import TYPE_CHECKING, Dict, List
+from typing import Dict, List
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-if TYPE_CHECKING:  # pragma: no cover
-    from ..segmentors.semi_base_segmentor import SemiBaseSegmentor
+from .semi_networks import SemiNetworks
 
 
 class BaseSSLStrategy:
@@ -15,16 +13,17 @@ class BaseSSLStrategy:
     :class:`cps4.models.SemiBaseSegmentor` owns the networks (``student``,
     its EMA ``teacher`` and, when :attr:`needs_peer` is set, a second
     student ``peer``), the supervised loss, the pseudo-label step
-    (``make_targets``, which :class:`cps4.models.CPS4SemiSegmentor`
-    overrides to fuse in the VLM) and the ramp-up. A strategy supplies the
-    two method-specific steps, called in this order:
+    (``get_pseudo_labels``, which :class:`cps4.models.CPS4SemiSegmentor`
+    extends with the VLM) and the ramp-up. A strategy sees only a
+    :class:`SemiNetworks` view (the networks, ``logits``, ``probs`` and
+    ``cutmix``) and supplies the two method-specific steps:
 
     1. :meth:`teacher_probs`: softmax predictions on the weak view, one
-       map per network to be trained (no gradient);
+       map per network to be trained (called without gradient);
     2. :meth:`unsup_loss`: the student-side loss on the strong view(s)
        against the targets ``{probs, labels, weight}`` that the segmentor
        built from those predictions, mixing images and targets with
-       ``model.cutmix`` (a no-op unless ``semi_train_cfg.cutmix_prob``).
+       ``nets.cutmix`` (a no-op unless ``semi_train_cfg.cutmix_prob``).
 
     Adding a method means one subclass in one file, registered in
     ``mmseg.registry.MODELS``, and a config selecting it with
@@ -40,13 +39,13 @@ class BaseSSLStrategy:
     needs_peer = False
     strong_branches = ('unsup_student', )
 
-    def teacher_probs(self, model: 'SemiBaseSegmentor',
+    def teacher_probs(self, nets: SemiNetworks,
                       weak_inputs: Tensor) -> List[Tensor]:
         """Teacher softmax on the weak view: one map (B, K, H, W)."""
-        return [model.predict_probs(model.teacher, weak_inputs)]
+        return [nets.probs(nets.teacher, weak_inputs)]
 
-    def unsup_loss(self, model: 'SemiBaseSegmentor',
-                   strong_inputs: List[Tensor], targets: List[dict],
+    def unsup_loss(self, nets: SemiNetworks, strong_inputs: List[Tensor],
+                   targets: List[dict],
                    weak_inputs: Tensor) -> Dict[str, Tensor]:
         """Unweighted unsupervised loss terms (names start with ``loss_``)."""
         raise NotImplementedError

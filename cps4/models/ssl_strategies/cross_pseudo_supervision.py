@@ -5,6 +5,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base_ssl_strategy import BaseSSLStrategy
+from .semi_networks import SemiNetworks
 
 
 @MODELS.register_module()
@@ -22,19 +23,20 @@ class CrossPseudoSupervision(BaseSSLStrategy):
 
     needs_peer = True
 
-    def teacher_probs(self, model, weak_inputs: Tensor) -> List[Tensor]:
+    def teacher_probs(self, nets: SemiNetworks,
+                      weak_inputs: Tensor) -> List[Tensor]:
         return [
-            model.predict_probs(model.peer, weak_inputs, eval_mode=False),
-            model.predict_probs(model.student, weak_inputs, eval_mode=False)
+            nets.probs(nets.peer, weak_inputs, eval_mode=False),
+            nets.probs(nets.student, weak_inputs, eval_mode=False)
         ]
 
-    def unsup_loss(self, model, strong_inputs: List[Tensor],
+    def unsup_loss(self, nets: SemiNetworks, strong_inputs: List[Tensor],
                    targets: List[dict],
                    weak_inputs: Tensor) -> Dict[str, Tensor]:
         # one set of CutMix boxes for the shared strong view
-        x, (for_student, for_peer) = model.cutmix(strong_inputs[0], targets)
-        student = model.logits(model.student, x)
-        peer = model.logits(model.peer, x)
+        x, (for_student, for_peer) = nets.cutmix(strong_inputs[0], targets)
+        student = nets.logits(nets.student, x)
+        peer = nets.logits(nets.peer, x)
         return dict(
             loss_unsup_cps_student=self.masked_ce(student, for_student),
             loss_unsup_cps_peer=self.masked_ce(peer, for_peer))

@@ -5,6 +5,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base_ssl_strategy import BaseSSLStrategy
+from .semi_networks import SemiNetworks
 
 
 @MODELS.register_module()
@@ -17,9 +18,9 @@ class FixMatch(BaseSSLStrategy):
     https://arxiv.org/abs/2001.07685
     """
 
-    def unsup_loss(self, model, strong_inputs: List[Tensor],
+    def unsup_loss(self, nets: SemiNetworks, strong_inputs: List[Tensor],
                    targets: List[dict],
                    weak_inputs: Tensor) -> Dict[str, Tensor]:
-        x, (target, ) = model.cutmix(strong_inputs[0], targets[:1])
-        logits = model.logits(model.student, x)
+        x, (target, ) = nets.cutmix(strong_inputs[0], targets[:1])
+        logits = nets.logits(nets.student, x)
         return dict(loss_unsup_ce=self.masked_ce(logits, target))

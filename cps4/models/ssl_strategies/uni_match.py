@@ -5,6 +5,7 @@ from mmseg.registry import MODELS
 from torch import Tensor
 
 from .base_ssl_strategy import BaseSSLStrategy
+from .semi_networks import SemiNetworks
 
 
 @MODELS.register_module()
@@ -38,7 +39,7 @@ class UniMatch(BaseSSLStrategy):
         self.fp_weight = fp_weight
         self.fp_dropout = fp_dropout
 
-    def unsup_loss(self, model, strong_inputs: List[Tensor],
+    def unsup_loss(self, nets: SemiNetworks, strong_inputs: List[Tensor],
                    targets: List[dict],
                    weak_inputs: Tensor) -> Dict[str, Tensor]:
         if len(strong_inputs) != 2:
@@ -48,12 +49,12 @@ class UniMatch(BaseSSLStrategy):
                 'MultiBranch transform of the unlabelled pipeline.')
         w_img = (1 - self.fp_weight) / 2
         # each strong view gets its own CutMix boxes
-        x1, (t1, ) = model.cutmix(strong_inputs[0], targets[:1])
-        x2, (t2, ) = model.cutmix(strong_inputs[1], targets[:1])
-        s1 = model.logits(model.student, x1)
-        s2 = model.logits(model.student, x2)
-        fp = model.logits(
-            model.student, weak_inputs, feature_dropout=self.fp_dropout)
+        x1, (t1, ) = nets.cutmix(strong_inputs[0], targets[:1])
+        x2, (t2, ) = nets.cutmix(strong_inputs[1], targets[:1])
+        s1 = nets.logits(nets.student, x1)
+        s2 = nets.logits(nets.student, x2)
+        fp = nets.logits(
+            nets.student, weak_inputs, feature_dropout=self.fp_dropout)
         return dict(
             loss_unsup_s1=w_img * self.masked_ce(s1, t1),
             loss_unsup_s2=w_img * self.masked_ce(s2, t2),
