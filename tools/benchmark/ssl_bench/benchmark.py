@@ -1,28 +1,5 @@
-"""Run a methods x label ratios x seeds benchmark in one work dir.
-
-The benchmark
-
-1. converts the raw dataset (any layout of
-   :func:`cps4.datasets.converters.convert_dataset`) into ``W/data/train``
-   and writes its case-level splits for every (seed, ratio);
-2. writes one self-contained config per cell from the method's template
-   config (:mod:`.methods`), with data root, split, class count and the
-   schedule file's keys (:mod:`.schedules`) set, so any converted dataset
-   works with the same templates;
-3. trains stage 1 once per (ratio, seed) for the methods that need it
-   (CPS4), then trains and tests every cell with ``tools/train.py`` and
-   ``tools/test.py``;
-4. collects ``W/results.json`` (one record per cell), ``W/results.md``
-   (mean +- std table) and ``W/dice_vs_ratio.png`` (:mod:`.report`).
-
-A finished cell (its ``result.json`` exists) is never run again, so an
-interrupted benchmark resumes where it stopped, and several benchmark
-processes over one work dir share the cells out (cell locks, see
-:mod:`cps4.utils.sweep`). Split seed and training seed are the cell's seed.
-Hyper-parameters are the template configs'; the split's val cases are the
-only ones any choice may look at, test cases (or ``--test-root``) never.
-"""
-import json
+"""The benchmark's driver, :class:`SSLBenchmark` (the steps it takes are
+listed in the package docstring)."""
 import os
 import os.path as osp
 import time
@@ -36,8 +13,8 @@ from cps4.utils.sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
 from .methods import METHODS, STAGE1_CONFIG, Cell, Method, plan_cells
-from .report import write_results
-from .runs import dice_of, train_test, val_record
+from .report import finished_records, write_results
+from .runs import dice_of, same_precision, train_test, val_record
 from .schedules import PRECISIONS, SCHEDULES
 
 
@@ -161,21 +138,9 @@ class SSLBenchmark:
                         test_s=round(test_s, 1), precision=self.precision,
                         val=val_metrics(folder))
 
-        return self._checked(
+        return same_precision(
+            self.precision,
             run_locked(folder, osp.join(folder, 'result.json'), run), folder)
-
-    def _checked(self, outcome: Tuple[Optional[dict], str],
-                 folder: str) -> Tuple[Optional[dict], str]:
-        """Refuse a finished run of another precision (older records
-        without the key are fp32)."""
-        record, state = outcome
-        if record is not None and record.get('precision',
-                                             'fp32') != self.precision:
-            raise ValueError(
-                f'{folder} was run in {record.get("precision", "fp32")}, '
-                f'this benchmark runs {self.precision}; use another '
-                '--work-dir per precision')
-        return outcome
 
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
@@ -214,7 +179,8 @@ class SSLBenchmark:
                 record['pseudo_labels'] = pseudo_labels
             return record
 
-        return self._checked(run_locked(folder, result_path, run), folder)
+        return same_precision(self.precision,
+                              run_locked(folder, result_path, run), folder)
 
     def write_configs(self) -> List[str]:
         """Write the config of every stage-1 run and cell; train nothing.
@@ -222,7 +188,7 @@ class SSLBenchmark:
         A CPS4 cell's config points at the checkpoint its stage-1 run will
         write (``iter_<stage1_iters>.pth``). Useful to read what a cell
         runs, or to time it with
-        ``tools/analysis/benchmark_train_throughput.py``.
+        ``tools/analysis/profile_train_throughput.py``.
 
         Returns:
             list[str]: The files written.
@@ -318,14 +284,7 @@ class SSLBenchmark:
         Cells not finished yet are listed in the log and left out of the
         tables, so a long run can be looked at while it is going on.
         """
-        records, missing = [], []
-        for cell in self.cells:
-            path = cell.result_path(self.work_dir)
-            if osp.isfile(path):
-                with open(path) as f:
-                    records.append(json.load(f))
-            else:
-                missing.append(cell.name)
+        records, missing = finished_records(self.cells, self.work_dir)
         if missing:
             print_log(f'{len(missing)} of {len(self.cells)} cells not '
                       f'finished, left out: {", ".join(missing)}',

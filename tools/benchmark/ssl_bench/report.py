@@ -1,14 +1,30 @@
 """The benchmark's results: ``results.json``, the markdown tables of
 ``results.md`` and the Dice-vs-ratio plot."""
+import json
 import os.path as osp
 import statistics
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 from mmengine.logging import print_log
 
 from cps4.datasets.splits import format_pct
 from cps4.utils.atomic_file import atomic_file, save_figure
 from cps4.utils.fileio import write_json_atomic
+from .methods import Cell
+
+
+def finished_records(cells: Sequence[Cell],
+                     work_dir: str) -> Tuple[List[dict], List[str]]:
+    """The records of the finished ``cells`` and the names of the others."""
+    records, missing = [], []
+    for cell in cells:
+        path = cell.result_path(work_dir)
+        if osp.isfile(path):
+            with open(path) as f:
+                records.append(json.load(f))
+        else:
+            missing.append(cell.name)
+    return records, missing
 
 
 def write_results(work_dir: str, records: List[dict], methods: Sequence[str],

@@ -27,6 +27,20 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
                           cwd=str(REPO_ROOT))
 
 
+def same_precision(precision: str, outcome: Tuple[Optional[dict], str],
+                   folder: str) -> Tuple[Optional[dict], str]:
+    """Pass ``outcome`` (``(record, state)`` of a run) on, refusing a
+    finished run of another precision (older records without the key are
+    fp32)."""
+    record, _ = outcome
+    if record is not None and record.get('precision', 'fp32') != precision:
+        raise ValueError(
+            f'{folder} was run in {record.get("precision", "fp32")}, '
+            f'this benchmark runs {precision}; use another --work-dir per '
+            'precision')
+    return outcome
+
+
 def dice_of(metrics: dict) -> Tuple[float, Dict[str, Optional[float]]]:
     """Test mDice and per-class Dice of a test-metric dict."""
     return metrics['mDice'], class_dice(metrics)

@@ -10,7 +10,7 @@ input array, and the slices per second.
 
 Example::
 
-    python tools/analysis/benchmark_infer_memory.py CONFIG CHECKPOINT \\
+    python tools/analysis/profile_infer_memory.py CONFIG CHECKPOINT \\
         --shape 512 512 200 --batch-sizes 1 8 32
 """
 import argparse
@@ -87,7 +87,7 @@ def main():
         return
     from mmengine.logging import MMLogger
     from prettytable import PrettyTable
-    logger = MMLogger.get_instance('benchmark_infer_memory')
+    logger = MMLogger.get_instance('profile_infer_memory')
     shape = tuple(args.shape)
     with tempfile.TemporaryDirectory() as tmp:
         volume = osp.join(tmp, 'volume_0000.nii.gz')

@@ -14,7 +14,7 @@ malloc cannot hide an allocation.
 
 Example::
 
-    OMP_NUM_THREADS=2 python tools/analysis/benchmark_pixel_text_attention.py \
+    OMP_NUM_THREADS=2 python tools/analysis/profile_pixel_text_attention.py \
         --threads 2 --shapes 8x256x64x64x20 2x64x128x128x20
 """
 import argparse
@@ -157,7 +157,7 @@ def main():
                            mode, 'cpu', getattr(torch, dtype_name))
         sys.stdout.write(json.dumps(dict(peak=peak)) + '\n')
         return
-    logger = MMLogger.get_instance('cps4_benchmark', log_level='INFO')
+    logger = MMLogger.get_instance('profile_pixel_text_attention', log_level='INFO')
     if args.threads:
         torch.set_num_threads(args.threads)
     if not HAS_EXTENSION:

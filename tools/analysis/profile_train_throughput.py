@@ -16,7 +16,7 @@ autocast on the CPU); ``bf16+cl`` (bf16 and channels-last weights, as
 Example (the SSL benchmark's quick cells; ``--configs-only`` writes their
 configs without training, see docs/results.md)::
 
-    python tools/analysis/benchmark_train_throughput.py \\
+    python tools/analysis/profile_train_throughput.py \\
         W/cells/sup/10pct/seed0/config.py \\
         W/cells/mean_teacher/10pct/seed0/config.py \\
         W/cells/cps4/10pct/seed0/config.py --threads 1 \\
@@ -123,7 +123,7 @@ def main():
     args = parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    logger = MMLogger.get_instance('benchmark_train_throughput')
+    logger = MMLogger.get_instance('profile_train_throughput')
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for path in args.configs:
