@@ -135,3 +135,35 @@ def test_class_dice_writes_absent_classes_as_null_and_summary_skips_them():
     table = tool.summarise(records)
     assert '| L1 | 70.00 |' in table
     assert '| L2 | 40.00 |' in table  # the null seed is left out
+
+
+def test_train_and_test_runs_the_given_entry_points(tmp_path):
+    """No repository path is guessed: the entry points are the caller's,
+    and the checkpoint a run names relative to its cwd is found there."""
+    from cps4.utils.sweep import last_checkpoint, train_and_test
+    with pytest.raises(FileNotFoundError, match='tools_dir'):
+        train_and_test('c.py', str(tmp_path), tools_dir=str(tmp_path))
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    # stand-ins for train.py / test.py: record their cwd and arguments
+    (tools / 'train.py').write_text(
+        'import os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(work, exist_ok=True)\n'
+        'open("ckpt.pth", "w").close()\n'
+        'open(os.path.join(work, "last_checkpoint"), "w").write("ckpt.pth")\n')
+    (tools / 'test.py').write_text(
+        'import json, os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(os.path.join(work, "run"), exist_ok=True)\n'
+        'json.dump(dict(mDice=12.5, ckpt=sys.argv[2], cwd=os.getcwd()),\n'
+        '          open(os.path.join(work, "run", "run.json"), "w"))\n')
+    cwd = tmp_path / 'root'
+    cwd.mkdir()
+    cell = tmp_path / 'cell'
+    cell.mkdir()
+    metrics, ckpt, _, _ = train_and_test('c.py', str(cell),
+                                         tools_dir=str(tools), cwd=str(cwd))
+    assert ckpt == str(cwd / 'ckpt.pth')
+    assert metrics == dict(mDice=12.5, ckpt=ckpt, cwd=str(cwd))
+    assert last_checkpoint(str(cell), str(cwd)) == ckpt

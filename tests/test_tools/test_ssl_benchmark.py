@@ -178,6 +178,12 @@ def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     assert weak[2]['scale'] == (128, 128)
     assert weak[4]['crop_size'] == (128, 128)
 
+    # a 4-iteration run still logs its pseudo-label summary
+    tiny = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
+    apply_schedule(tiny, SCHEDULES['tiny'])
+    assert [h.interval for h in tiny.custom_hooks
+            if h.type == 'PseudoLabelQualityHook'] == [4]
+
     # stage 1 gets the file's `stage1` keys; a supervised run no ramp-up
     s1 = Config.fromfile(str(REPO_ROOT / STAGE1_CONFIG))
     apply_schedule(s1, quick, stage1=True)

@@ -56,8 +56,13 @@ def set_image_size(cfg: Config, img_size: int) -> None:
 def apply_schedule(cfg: Config, schedule: Schedule,
                    stage1: bool = False) -> None:
     """Merge ``schedule`` into ``cfg`` in place: its run keys, image size,
-    batch size and (SSL) ramp-up (see :mod:`.schedules`)."""
+    batch size and (SSL) ramp-up (see :mod:`.schedules`). A
+    ``PseudoLabelQualityHook`` logs its summary at least once per run."""
     cfg.merge_from_dict(schedule.options(stage1))
+    iters = cfg.train_cfg.max_iters
+    for hook in cfg.get('custom_hooks', []):
+        if hook['type'] == 'PseudoLabelQualityHook':
+            hook['interval'] = min(hook['interval'], iters)
     set_image_size(cfg, schedule.img_size)
     train = cfg.train_dataloader
     if is_semi(cfg):
