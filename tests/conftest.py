@@ -59,7 +59,7 @@ def tiny_sup_config(tiny_spine_root):
     the supervised UNet on ``tiny_spine_root`` for ``iters`` iterations
     (checkpoint every ``ckpt``)."""
     base = (REPO_ROOT / 'configs/supervised/'
-            'unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py')
+            'sup_unet-s5-d16-fcn_1xb8-2k_synthetic-100pct-192px.py')
 
     def write(folder: Path, iters: int, ckpt: int = 1000) -> Path:
         path = Path(folder) / f'tiny_{iters}.py'

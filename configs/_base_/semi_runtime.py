@@ -1,7 +1,6 @@
 # Runtime of semi-supervised training: EMA teacher, pseudo-label quality
-# and pictures.
-# (Leaf configs set val_cfg = dict(type='TeacherStudentValLoop'); the
-# schedule bases own val_cfg.)
+# and pictures. Leaves use it through schedules/semi_500.py, which adds the
+# TeacherStudentValLoop (val_cfg belongs to the schedule bases).
 _base_ = ['./default_runtime.py']
 custom_hooks = [
     dict(type='NumClassCheckHook'),

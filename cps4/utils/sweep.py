@@ -2,11 +2,16 @@
 metrics and split overrides.
 
 Used by ``tools/analysis/seed_sweep.py`` and the SSL benchmark
-(:mod:`cps4.benchmark`). A *cell* is one training + test run in its own
+(``tools/benchmark/ssl_benchmark.py``). A *cell* is one training + test run in its own
 folder; it is finished when its ``result.json`` exists, so an interrupted
 sweep resumes where it stopped. A cell being run holds a ``.lock`` file with
 the owner's process id, so several sweeps over one work dir share the cells
 out instead of running one twice; a lock whose process is gone is taken over.
+
+The train and test entry points are the caller's: :func:`train_and_test`
+takes the folder holding ``train.py`` and ``test.py`` and the working
+directory the configs' relative paths resolve in, so nothing here depends on
+where the package is installed.
 """
 import glob
 import json
@@ -23,8 +28,6 @@ from mmengine.logging import print_log
 
 from .fileio import write_json_atomic
 
-REPO_ROOT = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
-
 
 def run_logged(cmd: Sequence[str], log_path: str,
                cwd: Optional[str] = None) -> None:
@@ -33,29 +36,35 @@ def run_logged(cmd: Sequence[str], log_path: str,
     Args:
         cmd (Sequence[str]): Command and arguments.
         log_path (str): Log file (overwritten).
-        cwd (str, optional): Working directory. Defaults to the repository
-            root, where configs' relative paths resolve.
+        cwd (str, optional): Working directory of the command. Defaults to
+            the current one.
 
     Raises:
         RuntimeError: The command failed; the message names the log.
     """
     with open(log_path, 'w') as log:
-        proc = subprocess.run(list(cmd), cwd=cwd or REPO_ROOT, stdout=log,
+        proc = subprocess.run(list(cmd), cwd=cwd, stdout=log,
                               stderr=subprocess.STDOUT)
     if proc.returncode != 0:
         raise RuntimeError(f'{" ".join(cmd)} failed with exit code '
                            f'{proc.returncode}; see {log_path}')
 
 
-def last_checkpoint(run_dir: str) -> str:
-    """The checkpoint named in ``run_dir/last_checkpoint``."""
+def last_checkpoint(run_dir: str, cwd: Optional[str] = None) -> str:
+    """The checkpoint named in ``run_dir/last_checkpoint``.
+
+    Args:
+        run_dir (str): Work dir of a training run.
+        cwd (str, optional): Working directory of that run, which a relative
+            name is relative to. Defaults to the current one.
+    """
     path = osp.join(run_dir, 'last_checkpoint')
     if not osp.isfile(path):
         raise FileNotFoundError(f'no last_checkpoint in {run_dir}')
     with open(path) as f:
         ckpt = f.read().strip()
     if not osp.isabs(ckpt):
-        ckpt = osp.join(REPO_ROOT, ckpt)
+        ckpt = osp.join(cwd or os.getcwd(), ckpt)
     if not osp.isfile(ckpt):
         raise FileNotFoundError(f'{path} names {ckpt}, which does not exist')
     return ckpt
@@ -240,9 +249,12 @@ def train_and_test(config: str,
                    cell_dir: str,
                    options: Sequence[str] = (),
                    test_options: Sequence[str] = (),
-                   checkpoint: str = 'last') -> Tuple[dict, str, float,
-                                                      float]:
-    """``tools/train.py`` then ``tools/test.py`` of one config in a cell.
+                   checkpoint: str = 'last',
+                   *,
+                   tools_dir: str,
+                   cwd: Optional[str] = None) -> Tuple[dict, str, float,
+                                                       float]:
+    """``train.py`` then ``test.py`` of one config in a cell.
 
     Args:
         config (str): Config file.
@@ -253,6 +265,11 @@ def train_and_test(config: str,
         test_options (Sequence[str]): Extra items for the test only.
         checkpoint (str): ``'last'`` (the final iteration) or a file name
             inside ``cell_dir``.
+        tools_dir (str): Folder holding the entry points ``train.py`` and
+            ``test.py`` (the repository's ``tools/``).
+        cwd (str, optional): Working directory of both runs, where the
+            config's relative paths (data roots, prompt files) resolve.
+            Defaults to the current one.
 
     Returns:
         tuple: test metrics, checkpoint, train and test seconds.
@@ -260,17 +277,24 @@ def train_and_test(config: str,
     py = sys.executable
     opts = ['--cfg-options', *options] if options else []
     t0 = time.time()
-    run_logged([py, 'tools/train.py', config, '--work-dir', cell_dir, *opts],
-               osp.join(cell_dir, 'train.log'))
+    train_py, test_py = (osp.join(tools_dir, 'train.py'),
+                         osp.join(tools_dir, 'test.py'))
+    for script in (train_py, test_py):
+        if not osp.isfile(script):
+            raise FileNotFoundError(
+                f'{script} not found; tools_dir must be the folder holding '
+                'the train.py and test.py entry points')
+    run_logged([py, train_py, config, '--work-dir', cell_dir, *opts],
+               osp.join(cell_dir, 'train.log'), cwd=cwd)
     train_s = time.time() - t0
-    ckpt = (last_checkpoint(cell_dir) if checkpoint == 'last' else
+    ckpt = (last_checkpoint(cell_dir, cwd) if checkpoint == 'last' else
             osp.join(cell_dir, checkpoint))
     test_dir = osp.join(cell_dir, 'test')
     t0 = time.time()
     test_opts = [*options, *test_options]
-    run_logged([py, 'tools/test.py', config, ckpt, '--work-dir', test_dir,
+    run_logged([py, test_py, config, ckpt, '--work-dir', test_dir,
                 *(['--cfg-options', *test_opts] if test_opts else [])],
-               osp.join(cell_dir, 'test.log'))
+               osp.join(cell_dir, 'test.log'), cwd=cwd)
     return test_metrics(test_dir), ckpt, train_s, time.time() - t0
 
 

@@ -99,7 +99,7 @@ def test_num_class_check_hook_rejects_mismatch(tiny_spine_root, tmp_path):
 
     repo = Path(__file__).resolve().parents[2]
     cfg = Config.fromfile(
-        repo / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_vb-100pct.py')
+        repo / 'configs/supervised/sup_unet-s5-d16-fcn_1xb8-2k_vb-100pct-224px.py')
     for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[key].dataset.data_root = str(tiny_spine_root)
         cfg[key].num_workers = 0

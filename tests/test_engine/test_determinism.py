@@ -12,11 +12,11 @@ from tiny_models import TINY_TEXT, tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = {
-    'supervised': 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-5pct.py',
+    'supervised': 'configs/supervised/sup_unet-s5-d16-fcn_1xb8-2k_synthetic-5pct-192px.py',
     'mean_teacher': 'configs/ssl/'
-    'mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py',
+    'mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py',
     'cps4': 'configs/cps4/'
-    'cps4-mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py',
+    'cps4-mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py',
 }
 ITERS = 20
 
@@ -37,7 +37,7 @@ def make_cfg(method: str, root: Path, work: Path, run: int) -> Config:
         cfg.train_dataloader.sampler.batch_size = 2
     if method == 'cps4':
         vlm = Config.fromfile(
-            REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py')
+            REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py')
         vlm.model.text_encoder = TINY_TEXT
         vlm.model.embed_dim = 32
         cfg.model.vlm = vlm.model  # random, seeded weights

@@ -203,14 +203,14 @@ def test_every_checkpoint_load_refuses_pickled_code(tiny_sup_config,
         assert rc != 0 and 'refused to load' in log, log[-2000:]
     # the stage-1 VLM of stage 2
     vlm_cfg = Config.fromfile(
-        REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py')
+        REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py')
     vlm_evil = tmp_path / 'vlm_evil.pth'
     vlm = MODELS.build(vlm_cfg.model)
     torch.save({'state_dict': vlm.state_dict(), 'x': Payload(marker)},
                vlm_evil)
     semi = Config.fromfile(
         REPO_ROOT / 'configs/cps4/'
-        'cps4-mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+        'cps4-mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     semi.model.vlm.init_cfg.checkpoint = str(vlm_evil)
     semi_model = MODELS.build(semi.model)
     with pytest.raises(UnsafeCheckpointError, match='vlm_evil.pth'):
@@ -246,9 +246,9 @@ def test_unknown_type_lists_the_registered_ones(tiny_sup_config, tmp_path):
     assert sha(work / 'iter_4.pth') == before  # nothing was damaged
 
 
-VLM_CFG = 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+VLM_CFG = 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py'
 CPS4_CFG = ('configs/cps4/'
-            'cps4-mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+            'cps4-mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
 
 
 def _roots(root):

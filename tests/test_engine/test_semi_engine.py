@@ -100,7 +100,7 @@ def test_quality_hook_history_and_plot(tmp_path):
 def test_short_semi_run_through_runner(tiny_spine_root, tmp_path):
     cfg = Config.fromfile(
         REPO_ROOT / 'configs/ssl/'
-        'fixmatch_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+        'fixmatch_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     cfg.model.segmentor = tiny_student(20)
     cfg.model.semi_train_cfg.pseudo_threshold = 0.0
     for ds in cfg.train_dataloader.dataset.datasets:

@@ -15,7 +15,7 @@ import cps4  # noqa: F401
 from tiny_models import TINY_TEXT
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py'
 def tiny_model_cfg():
     cfg = Config.fromfile(CFG)
     model = cfg.model

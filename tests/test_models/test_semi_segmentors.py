@@ -19,7 +19,7 @@ from cps4.models.segmentors.semi_base_segmentor import SNAPSHOT_KEY
 from tiny_models import tiny_student
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-VLM_CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+VLM_CFG = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py'
 NUM_CLASSES = 20
 PRE = dict(type='SegDataPreProcessor', mean=[127.5], std=[127.5],
            bgr_to_rgb=False, pad_val=0, seg_pad_val=255, size_divisor=16)

@@ -59,7 +59,7 @@ def test_two_process_semi_supervised_training(tiny_spine_root, tmp_path):
     """Mean Teacher (EMA hook, pseudo-label hooks) under the DDP wrapper."""
     cfg = Config.fromfile(
         REPO_ROOT / 'configs/ssl/'
-        'mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+        'mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     for ds in cfg.train_dataloader.dataset.datasets:
         ds.data_root = str(tiny_spine_root)
         ds.split = 'splits/seed0_25pct.json'

@@ -12,7 +12,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from cps4.apis import (case_name, find_volumes, inference_volume, init_model,
+from cps4.apis import (build_test_dataset, case_name, find_volumes,
+                       inference_dataset, inference_volume, init_model,
                        output_paths, save_prediction)
 from cps4.datasets.meta import read_meta
 from cps4.evaluation.functional import dice_per_class
@@ -210,3 +211,27 @@ def test_slices_go_through_the_network_in_batches(trained, tiny_spine_root):
     n = pred.labels.shape[pred.slice_axis]
     assert sum(sizes) == n
     assert max(sizes) == 3 and len(sizes) == -(-n // 3)
+
+
+def test_inference_dataset_batches_in_index_order(trained):
+    cfg_path, ckpt, _ = trained
+    model = init_model(str(cfg_path), str(ckpt))
+    dataset = build_test_dataset(model.cfg, subset='val')
+    assert dataset.subsets == ['val']
+    order = [3, 0, 2]
+    out = list(inference_dataset(model, dataset, order, batch_size=2,
+                                 progress=False))
+    assert [len(samples) for _, samples in out] == [2, 1]
+    samples = [s for _, batch in out for s in batch]
+    infos = [dataset.get_data_info(i) for i in order]
+    assert [s.metainfo['slice_idx'] for s in samples] == [
+        d['slice_idx'] for d in infos]
+    # batching changes nothing: one slice at a time gives the same labels
+    single = [s for _, batch in inference_dataset(
+        model, dataset, order, batch_size=1, progress=False) for s in batch]
+    for a, b in zip(samples, single):
+        assert 'gt_sem_seg' in a
+        assert np.array_equal(a.pred_sem_seg.data.numpy(),
+                              b.pred_sem_seg.data.numpy())
+    with pytest.raises(ValueError, match='batch_size'):
+        next(inference_dataset(model, dataset, batch_size=0))

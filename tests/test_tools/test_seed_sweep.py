@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE_CFG = REPO_ROOT / 'configs/supervised/unet-s5-d16_fcn_1xb8-2k_synthetic-100pct.py'
+BASE_CFG = REPO_ROOT / 'configs/supervised/sup_unet-s5-d16-fcn_1xb8-2k_synthetic-100pct-192px.py'
 TINY_CFG = """
 _base_ = ['{base}']
 data_root = '{root}'
@@ -110,7 +110,7 @@ def test_split_overrides_cover_concat_datasets():
     finally:
         sys.path.pop(0)
     semi = REPO_ROOT / ('configs/ssl/'
-                        'fixmatch_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py')
+                        'fixmatch_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     out = seed_sweep.split_overrides(str(semi), 'splits/seed2_5pct.json')
     assert out == [
         'train_dataloader.dataset.datasets.0.split=splits/seed2_5pct.json',
@@ -135,3 +135,35 @@ def test_class_dice_writes_absent_classes_as_null_and_summary_skips_them():
     table = tool.summarise(records)
     assert '| L1 | 70.00 |' in table
     assert '| L2 | 40.00 |' in table  # the null seed is left out
+
+
+def test_train_and_test_runs_the_given_entry_points(tmp_path):
+    """No repository path is guessed: the entry points are the caller's,
+    and the checkpoint a run names relative to its cwd is found there."""
+    from cps4.utils.sweep import last_checkpoint, train_and_test
+    with pytest.raises(FileNotFoundError, match='tools_dir'):
+        train_and_test('c.py', str(tmp_path), tools_dir=str(tmp_path))
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    # stand-ins for train.py / test.py: record their cwd and arguments
+    (tools / 'train.py').write_text(
+        'import os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(work, exist_ok=True)\n'
+        'open("ckpt.pth", "w").close()\n'
+        'open(os.path.join(work, "last_checkpoint"), "w").write("ckpt.pth")\n')
+    (tools / 'test.py').write_text(
+        'import json, os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(os.path.join(work, "run"), exist_ok=True)\n'
+        'json.dump(dict(mDice=12.5, ckpt=sys.argv[2], cwd=os.getcwd()),\n'
+        '          open(os.path.join(work, "run", "run.json"), "w"))\n')
+    cwd = tmp_path / 'root'
+    cwd.mkdir()
+    cell = tmp_path / 'cell'
+    cell.mkdir()
+    metrics, ckpt, _, _ = train_and_test('c.py', str(cell),
+                                         tools_dir=str(tools), cwd=str(cwd))
+    assert ckpt == str(cwd / 'ckpt.pth')
+    assert metrics == dict(mDice=12.5, ckpt=ckpt, cwd=str(cwd))
+    assert last_checkpoint(str(cell), str(cwd)) == ckpt

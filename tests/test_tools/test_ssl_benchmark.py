@@ -7,13 +7,14 @@ from pathlib import Path
 import pytest
 from mmengine.config import Config
 
-from cps4.benchmark import METHODS, SCHEDULES, Cell, plan_cells, results_table
-from cps4.benchmark.ssl_benchmark import (apply_schedule, cell_config,
-                                          choose_prompt_file, prepare_data)
-
 REPO_ROOT = Path(__file__).resolve().parents[2]
-STAGE1_CFG = str(REPO_ROOT / 'configs/cps4/'
-                 'cps4-vlm_r18_1xb4-1k_synthetic-5pct.py')
+# the benchmark is repository tooling next to its script, not a cps4 module
+sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
+
+from ssl_bench import (METHODS, SCHEDULES, STAGE1_CONFIG, Cell,  # noqa: E402
+                       Schedule, SSLBenchmark, apply_schedule, cell_config,
+                       choose_prompt_file, difference_table, plan_cells,
+                       prepare_data, results_table)
 RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
                'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
 
@@ -70,8 +71,8 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     s1 = json.loads((work / 'stage1/50pct/seed0/result.json').read_text())
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
     assert cfg.model.vlm.init_cfg.checkpoint == s1['checkpoint']
-    stage1 = Config.fromfile(str(work / 'stage1/50pct/seed0/config.py'))
-    assert cfg.model.vlm.prompt == stage1.model.prompt
+    s1_cfg = Config.fromfile(s1['config'])
+    assert cfg.model.vlm.prompt == s1_cfg.model.prompt
     assert (work / 'dice_vs_ratio.png').stat().st_size > 0
     table = (work / 'results.md').read_text()
     assert '| sup |' in table and '| cps4 |' in table
@@ -137,31 +138,73 @@ def test_cell_config_sets_data_classes_size_and_schedule():
     assert sizes == [(64, 64), (64, 64)]
 
 
-def test_full_schedule_cps4_config():
+def test_full_schedule_cps4_config(tmp_path):
+    # the stage-1 run's config, with the prompt file the benchmark chose
+    stage1 = cell_config(STAGE1_CONFIG, '/d', 's.json', 6, SCHEDULES['full'],
+                         stage1=True, prompt_file='/w/prompts.json')
+    stage1.dump(str(tmp_path / 'config.py'))
     cfg = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                      SCHEDULES['full'], vlm=(STAGE1_CFG, '/s1/c.pth'))
+                      SCHEDULES['full'],
+                      vlm=(str(tmp_path / 'config.py'), '/s1/c.pth'))
     # the rule the VB val cases chose (docs/results.md)
     assert cfg.model.fusion.type == 'ConfidenceWeightedFusion'
     assert cfg.model.fusion.vlm_weight == 10.0
-    # the VLM is the stage-1 config's model, loaded from its checkpoint
-    assert cfg.model.vlm.init_cfg == dict(type='Pretrained',
-                                          checkpoint='/s1/c.pth')
-    assert cfg.model.vlm.prompt == Config.fromfile(STAGE1_CFG).model.prompt
+    # the VLM is the stage-1 model, loaded from the stage-1 checkpoint
+    vlm = cfg.model.vlm.to_dict()
+    assert vlm.pop('init_cfg') == dict(type='Pretrained',
+                                       checkpoint='/s1/c.pth')
+    assert vlm == stage1.model.to_dict()
+    assert vlm['prompt']['prompt_file'] == '/w/prompts.json'
+    assert 'checkpoint' not in vlm and 'config' not in vlm
     assert cfg.train_cfg.max_iters == 20000
     assert cfg.train_dataloader.batch_size == 16
     assert cfg.test_dataloader.dataset.pipeline[1]['scale'] == (256, 256)
 
 
-def test_apply_schedule_scales_ramp_up_and_lr():
+def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     cfg = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
     ramp = cfg.model.semi_train_cfg.rampup_iters
-    apply_schedule(cfg, iters=2000, img_size=96, batch=2)
-    assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4
-    assert cfg.param_scheduler[-1]['end'] == 2000
-    assert cfg.train_cfg.val_interval == 2000
-    assert cfg.train_dataloader.sampler.batch_size == 4
+    quick = SCHEDULES['quick']
+    apply_schedule(cfg, quick)
+    # the ramp-up keeps its share (0.4) of the template's 500 iterations
+    assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4 == 800
+    assert [(s['begin'], s['end']) for s in cfg.param_scheduler] == [
+        (0, 50), (50, 2000)]
+    assert cfg.train_cfg.val_interval == cfg.train_cfg.max_iters == 2000
+    assert cfg.default_hooks.checkpoint.interval == 2000
+    assert cfg.default_hooks.checkpoint.save_best is None
+    assert cfg.train_dataloader.sampler.batch_size == 8
     weak = cfg.train_dataloader.dataset.datasets[1].pipeline
-    assert weak[2]['scale'] == (96, 96) and weak[4]['crop_size'] == (96, 96)
+    assert weak[2]['scale'] == (128, 128)
+    assert weak[4]['crop_size'] == (128, 128)
+
+    # a 4-iteration run still logs its pseudo-label summary
+    tiny = Config.fromfile(str(REPO_ROOT / METHODS['fixmatch'].config))
+    apply_schedule(tiny, SCHEDULES['tiny'])
+    assert [h.interval for h in tiny.custom_hooks
+            if h.type == 'PseudoLabelQualityHook'] == [4]
+
+    # stage 1 gets the file's `stage1` keys; a supervised run no ramp-up
+    s1 = Config.fromfile(str(REPO_ROOT / STAGE1_CONFIG))
+    apply_schedule(s1, quick, stage1=True)
+    assert s1.train_cfg.max_iters == quick.stage1_iters == 1000
+    assert s1.param_scheduler[-1]['end'] == 1000
+    assert s1.train_dataloader.batch_size == 4
+    assert 'semi_train_cfg' not in s1.model
+
+
+def test_schedule_files_cover_the_documented_schedules(tmp_path):
+    assert {'tiny', 'demo', 'quick', 'full'} <= set(SCHEDULES)
+    tiny = SCHEDULES['tiny']
+    assert (tiny.img_size, tiny.iters, tiny.stage1_iters, tiny.batch,
+            tiny.rampup_iters, tiny.precision) == (64, 4, 4, 2, 2, 'fp32')
+    assert SCHEDULES['quick'].precision == 'bf16'
+    assert (SCHEDULES['full'].iters, SCHEDULES['full'].stage1_iters) == (
+        20000, 8000)
+    bad = tmp_path / 'ssl-benchmark_bad.py'
+    bad.write_text('img_size = 64\n')
+    with pytest.raises(KeyError, match='ssl-benchmark_bad.py.*missing'):
+        Schedule.from_file(str(bad))
 
 
 def test_results_table_mean_std_over_seeds():
@@ -200,7 +243,6 @@ def test_prepare_data_refuses_another_source(tiny_raw, tmp_path):
 def test_test_root_covers_every_case(tiny_raw, tmp_path):
     from mmengine.registry import init_default_scope
 
-    from cps4.benchmark import SSLBenchmark
     from cps4.datasets import SpineSliceDataset
     init_default_scope('mmseg')
     bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
@@ -250,14 +292,15 @@ def test_two_copies_on_one_empty_work_dir_convert_once(tiny_raw, tmp_path):
 
 
 def test_bf16_precision_sets_the_fast_switches():
+    s1 = str(REPO_ROOT / STAGE1_CONFIG)
     fp32 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=(STAGE1_CFG, '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(s1, '/s1/c.pth'),
                        precision='fp32')
     assert fp32.optim_wrapper.type == 'OptimWrapper'
     assert not any(h['type'] == 'MemoryFormatHook'
                    for h in fp32.custom_hooks)
     bf16 = cell_config(METHODS['cps4'].config, '/d', 's.json', 6,
-                       SCHEDULES['quick'], vlm=(STAGE1_CFG, '/s1/c.pth'),
+                       SCHEDULES['quick'], vlm=(s1, '/s1/c.pth'),
                        precision='bf16')
     assert bf16.optim_wrapper.type == 'MixedPrecisionOptimWrapper'
     assert bf16.val_cfg.fp16 and bf16.test_cfg.fp16
@@ -269,7 +312,6 @@ def test_bf16_precision_sets_the_fast_switches():
 
 
 def test_a_work_dir_holds_one_precision(tiny_raw, tmp_path):
-    from cps4.benchmark import SSLBenchmark
     work = tmp_path / 'w'
     done = work / 'cells/sup/50pct/seed0/result.json'
     done.parent.mkdir(parents=True)
@@ -303,7 +345,6 @@ def test_val_table_and_val_metrics(tmp_path):
 
 
 def test_difference_table_pairs_seeds():
-    from cps4.benchmark.ssl_benchmark import difference_table
 
     def rec(method, seed, test, val):
         return dict(method=method, label_ratio=0.1, seed=seed,
@@ -319,7 +360,6 @@ def test_difference_table_pairs_seeds():
 
 def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
                                                monkeypatch):
-    from cps4.benchmark import SSLBenchmark
     bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
                          ['sup', 'mean_teacher', 'cps4'], [0.5], [1, 0],
                          'tiny')

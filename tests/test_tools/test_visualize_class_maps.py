@@ -12,7 +12,7 @@ from PIL import Image
 import cps4  # noqa: F401
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-BASE = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py'
+BASE = REPO_ROOT / 'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py'
 TINY = """
 _base_ = ['{base}']
 model = dict(

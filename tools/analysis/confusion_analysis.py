@@ -20,19 +20,14 @@ Example::
         --subset val --out-png work_dirs/confusion_val.png
 """
 import argparse
-import importlib
 import os.path as osp
 
 import numpy as np
 import torch
-from mmengine.config import Config, DictAction
-from mmengine.dataset import pseudo_collate
+from mmengine.config import DictAction
 from mmengine.logging import MMLogger
-from mmengine.registry import init_default_scope
-from mmengine.runner import load_checkpoint
-from mmengine.utils import ProgressBar
-from mmseg.registry import DATASETS, MODELS
 
+from cps4.apis import build_test_dataset, inference_dataset, init_model
 from cps4.evaluation.functional import aggregate_dice, dice_per_class
 from cps4.utils import save_figure
 
@@ -46,6 +41,7 @@ def parse_args():
     parser.add_argument('--subset', default='val',
                         help='split subset to analyse (default: val)')
     parser.add_argument('--batch-size', type=int, default=8)
+    parser.add_argument('--device', default='cpu')
     parser.add_argument(
         '--thresholds', nargs='+', type=float, default=[0.5, 0.3, 0.1],
         help='unified-map thresholds to compare (models with seg_logits)')
@@ -104,22 +100,11 @@ def volume_mdice(cases: dict, num_classes: int) -> float:
 def main():
     args = parse_args()
     logger = MMLogger.get_instance('confusion_analysis', log_level='INFO')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    if cfg.get('custom_imports'):
-        for mod in cfg.custom_imports['imports']:
-            importlib.import_module(mod)
-    dataset_cfg = cfg.test_dataloader.dataset.copy()
-    dataset_cfg['subset'] = args.subset
-    dataset = DATASETS.build(dataset_cfg)
+    model = init_model(args.config, args.checkpoint, args.device,
+                       args.cfg_options)
+    dataset = build_test_dataset(model.cfg, args.subset)
     classes = dataset.metainfo['classes']
     num_classes = len(classes)
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu',
-                    logger='current')
-    model.eval()
 
     conf = np.zeros((num_classes, num_classes), dtype=np.int64)
     rules = {}
@@ -128,30 +113,23 @@ def main():
         rules.setdefault(rule, {}).setdefault(meta['case_id'], {})[
             meta['slice_idx']] = (pred, gt)
 
-    progress = ProgressBar(len(dataset))
-    with torch.no_grad():
-        for start in range(0, len(dataset), args.batch_size):
-            stop = min(start + args.batch_size, len(dataset))
-            batch = pseudo_collate([dataset[i] for i in range(start, stop)])
-            data = model.data_preprocessor(batch, False)
-            for out in model.predict(data['inputs'], data['data_samples']):
-                gt = out.gt_sem_seg.data.squeeze(0).numpy()
-                pred = out.pred_sem_seg.data.squeeze(0).numpy()
-                valid = gt != 255
-                np.add.at(conf, (gt[valid], pred[valid]), 1)
-                add('model output', out.metainfo, pred, gt)
-                if 'seg_logits' in out:
-                    logits = out.seg_logits.data
-                    add('argmax_k S_k (no threshold)', out.metainfo,
-                        logits.argmax(0).numpy(), gt)
-                    maps = logits[1:].sigmoid()
-                    best, idx = maps.max(0)
-                    for thr in args.thresholds:
-                        add(f'argmax over units, B >= {thr}', out.metainfo,
-                            torch.where(best >= thr, idx + 1,
-                                        0).numpy(), gt)
-                progress.update()
-    progress.file.write('\n')
+    for _, samples in inference_dataset(model, dataset,
+                                        batch_size=args.batch_size):
+        for out in samples:
+            gt = out.gt_sem_seg.data.squeeze(0).cpu().numpy()
+            pred = out.pred_sem_seg.data.squeeze(0).cpu().numpy()
+            valid = gt != 255
+            np.add.at(conf, (gt[valid], pred[valid]), 1)
+            add('model output', out.metainfo, pred, gt)
+            if 'seg_logits' in out:
+                logits = out.seg_logits.data.float().cpu()
+                add('argmax_k S_k (no threshold)', out.metainfo,
+                    logits.argmax(0).numpy(), gt)
+                maps = logits[1:].sigmoid()
+                best, idx = maps.max(0)
+                for thr in args.thresholds:
+                    add(f'argmax over units, B >= {thr}', out.metainfo,
+                        torch.where(best >= thr, idx + 1, 0).numpy(), gt)
 
     summary = error_summary(conf)
     logger.info(

@@ -17,16 +17,12 @@ import argparse
 import os.path as osp
 import time
 
-import torch
 from mmengine.config import DictAction
-from mmengine.dataset import pseudo_collate
 from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
-from mmengine.utils import ProgressBar
-from mmseg.registry import DATASETS
 from prettytable import PrettyTable
 
-from cps4.apis import init_model
+from cps4.apis import build_test_dataset, inference_dataset, init_model
 from cps4.models.prompts import load_prompt_variants, prompt_variant
 from cps4.utils.fileio import write_json_atomic
 from cps4.utils.sweep import class_dice
@@ -51,17 +47,10 @@ def evaluate(model, dataset, batch_size: int, progress: bool = True) -> dict:
     """Volume Dice of ``model`` on ``dataset`` (``VolumeDiceMetric``)."""
     evaluator = Evaluator(dict(type='VolumeDiceMetric'))
     evaluator.dataset_meta = dataset.metainfo
-    bar = ProgressBar(len(dataset)) if progress else None
-    with torch.no_grad():
-        for start in range(0, len(dataset), batch_size):
-            stop = min(start + batch_size, len(dataset))
-            batch = pseudo_collate([dataset[i] for i in range(start, stop)])
-            evaluator.process(model.test_step(batch), batch)
-            if bar is not None:
-                for _ in range(stop - start):
-                    bar.update()
-    if bar is not None:
-        print()
+    for batch, samples in inference_dataset(model, dataset,
+                                            batch_size=batch_size,
+                                            progress=progress):
+        evaluator.process(samples, batch)
     return evaluator.evaluate(len(dataset))
 
 
@@ -74,9 +63,7 @@ def main():
     if not hasattr(model, 'prompt'):
         raise SystemExit(f'{args.config}: {type(model).__name__} has no class '
                          'prompts; pass a stage-1 (CPS4VLM) config')
-    dataset_cfg = model.cfg.test_dataloader.dataset.copy()
-    dataset_cfg['subset'] = args.subset
-    dataset = DATASETS.build(dataset_cfg)
+    dataset = build_test_dataset(model.cfg, args.subset)
     classes = list(dataset.metainfo['classes'])[1:]
     rows = []
     for i, variant in enumerate(variants, 1):

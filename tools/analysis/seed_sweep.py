@@ -14,8 +14,8 @@ taken over.
 Example::
 
     python tools/analysis/seed_sweep.py \\
-        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct.py \\
-        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct_no-attn-losses.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py \\
+        configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px_no-attn-losses.py \\
         --seeds 0 1 2 --ratio 5pct --work-dir work_dirs/sweep_stage1
 
 Writes ``WORK_DIR/results.json`` (one record per cell) and
@@ -31,10 +31,12 @@ import time
 
 from mmengine.logging import MMLogger
 
-from cps4.utils.sweep import (REPO_ROOT, class_dice, pseudo_label_summary,
-                              run_locked, split_overrides, train_and_test)
+from cps4.utils.sweep import (class_dice, pseudo_label_summary, run_locked,
+                              split_overrides, train_and_test)
 
-ROOT = REPO_ROOT
+TOOLS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
+# configs name data and prompt files relative to the repository root
+ROOT = osp.dirname(TOOLS_DIR)
 
 
 def parse_args():
@@ -87,7 +89,8 @@ def _train_and_test(config, seed, ratio, cell_dir, args):
     overrides = [f'randomness.seed={seed}'] + split_overrides(
         config, split) + [o.format(seed=seed) for o in args.cfg_options]
     metrics, ckpt, train_s, test_s = train_and_test(
-        config, cell_dir, overrides, args.test_cfg_options, args.checkpoint)
+        config, cell_dir, overrides, args.test_cfg_options, args.checkpoint,
+        tools_dir=TOOLS_DIR, cwd=ROOT)
     record = dict(
         config=osp.relpath(osp.abspath(config), ROOT),
         seed=seed,

@@ -17,15 +17,12 @@ import matplotlib
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-import torch  # noqa: E402
 from matplotlib.colors import ListedColormap  # noqa: E402
-from mmengine.config import Config, DictAction  # noqa: E402
-from mmengine.dataset import pseudo_collate  # noqa: E402
+from mmengine.config import DictAction  # noqa: E402
 from mmengine.logging import MMLogger  # noqa: E402
-from mmengine.registry import init_default_scope  # noqa: E402
-from mmengine.runner import load_checkpoint  # noqa: E402
-from mmseg.registry import DATASETS, MODELS  # noqa: E402
 
+from cps4.apis import (build_test_dataset, inference_dataset,  # noqa: E402
+                       init_model)
 from cps4.utils import save_figure  # noqa: E402
 
 
@@ -41,6 +38,7 @@ def parse_args():
                         help='explicit slices as CASE:INDEX')
     parser.add_argument('--max-cols', type=int, default=10,
                         help='panels per row (default: 10)')
+    parser.add_argument('--device', default='cpu')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args()
 
@@ -67,16 +65,9 @@ def pick_indices(dataset, args):
 def main():
     args = parse_args()
     logger = MMLogger.get_instance('cps4_class_maps', log_level='INFO')
-    cfg = Config.fromfile(args.config)
-    if args.cfg_options:
-        cfg.merge_from_dict(args.cfg_options)
-    init_default_scope(cfg.get('default_scope', 'mmseg'))
-    ds_cfg = cfg.test_dataloader.dataset.copy()
-    ds_cfg['subset'] = args.subset
-    dataset = DATASETS.build(ds_cfg)
-    model = MODELS.build(cfg.model)
-    load_checkpoint(model, args.checkpoint, map_location='cpu')
-    model.eval()
+    model = init_model(args.config, args.checkpoint, args.device,
+                       args.cfg_options)
+    dataset = build_test_dataset(model.cfg, args.subset)
     classes = dataset.metainfo['classes']
     palette = np.array(dataset.metainfo['palette'], dtype=float) / 255
     cmap = ListedColormap(palette)
@@ -94,20 +85,20 @@ def main():
         ax.set_axis_off()
     labels = dict(cmap=cmap, vmin=0, vmax=k - 1, interpolation='nearest')
     binary = dict(cmap='magma', vmin=0, vmax=1, interpolation='nearest')
-    for row, idx in enumerate(indices):
-        sample = dataset[idx]
-        batch = model.data_preprocessor(pseudo_collate([sample]), False)
-        with torch.no_grad():
-            result = model.predict(batch['inputs'], batch['data_samples'])[0]
-        maps = result.class_maps.data.numpy()
+    predictions = inference_dataset(model, dataset, indices, batch_size=1,
+                                    progress=False)
+    for row, (idx, (batch, (result, ))) in enumerate(zip(indices,
+                                                         predictions)):
+        maps = result.class_maps.data.float().cpu().numpy()
         d = dataset.get_data_info(idx)
         panels = [(f"{d['case_id']}:{d['slice_idx']}",
-                   sample['inputs'][0].numpy(), dict(cmap='gray')),
-                  ('ground truth', result.gt_sem_seg.data[0].numpy(), labels)]
+                   batch['inputs'][0][0].numpy(), dict(cmap='gray')),
+                  ('ground truth', result.gt_sem_seg.data[0].cpu().numpy(),
+                   labels)]
         panels += [(f'B: {name}', maps[i], binary)
                    for i, name in enumerate(classes)]
-        panels.append(('unified', result.pred_sem_seg.data[0].numpy(),
-                       labels))
+        panels.append(('unified',
+                       result.pred_sem_seg.data[0].cpu().numpy(), labels))
         for j, (title, data, style) in enumerate(panels):
             ax = axes[row * rows_per_slice + j // cols, j % cols]
             ax.imshow(data, **style)

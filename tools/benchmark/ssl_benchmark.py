@@ -9,17 +9,17 @@ Example (the quick schedule on the shared MyoSegmenTUM volumes)::
         --seeds 0,1,2 --schedule quick --work-dir work_dirs/bench_vb
 
 Writes ``W/results.json`` (one record per cell), ``W/results.md`` and
-``W/dice_vs_ratio.png``; see :mod:`cps4.benchmark.ssl_benchmark`. Run a
-second copy of the same command to use a second core: the two share the
-cells out.
+``W/dice_vs_ratio.png``; the benchmark itself is the package ``ssl_bench``
+next to this script. Run a second copy of the same command to use a second
+core: the two share the cells out.
 """
 import argparse
 import sys
 
 from mmengine.logging import MMLogger, print_log
 
-from cps4.benchmark import METHODS, PRECISIONS, SCHEDULES, SSLBenchmark
 from cps4.datasets.converters import LAYOUTS
+from ssl_bench import METHODS, PRECISIONS, SCHEDULES, SSLBenchmark
 
 
 def _csv(kind):

@@ -2,6 +2,7 @@
 #   python tools/dataset_converters/png2d.py ../shared/data/lumbar2d \
 #       data/lumbar2d --classes background,disc,vertebra
 _base_ = ['./spine_synthetic.py']
+# 3 classes with the background: model.decode_head.num_classes=3
 data_root = 'data/lumbar2d'
 crop_size = (256, 256)
 train_pipeline = [

@@ -2,6 +2,7 @@
 #   python tools/dataset_converters/nnunet.py ../shared/data/myosegmentum_vb \
 #       data/myosegmentum_vb
 _base_ = ['./spine_synthetic.py']
+# 6 classes with the background: model.decode_head.num_classes=6
 data_root = 'data/myosegmentum_vb'
 crop_size = (224, 224)
 train_pipeline = [

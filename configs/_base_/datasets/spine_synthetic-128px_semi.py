@@ -35,6 +35,20 @@ unsup_pipeline = [
          unsup_teacher=[pack], unsup_student=strong,
          unsup_student_2=strong),
 ]
+# The two sources, for a leaf that changes one of them; another label ratio
+# is the split of both:
+#   split = 'splits/seed0_10pct.json'
+#   train_dataloader = dict(dataset=dict(datasets=[
+#       dict(_base_.labelled_dataset, split=split),
+#       dict(_base_.unlabelled_dataset, split=split)]))
+#   val_dataloader = dict(dataset=dict(split=split))
+#   test_dataloader = dict(dataset=dict(split=split))
+labelled_dataset = dict(
+    type='SpineSliceDataset', data_root={{_base_.data_root}}, split=split,
+    subset='labelled', pipeline=sup_pipeline)
+unlabelled_dataset = dict(
+    type='SpineSliceDataset', data_root={{_base_.data_root}}, split=split,
+    subset='unlabelled', pipeline=unsup_pipeline)
 train_dataloader = dict(
     _delete_=True,
     batch_size=8,
@@ -44,11 +58,6 @@ train_dataloader = dict(
                  source_ratio=[1, 1]),
     dataset=dict(
         type='ConcatDataset',
-        datasets=[
-            dict(type='SpineSliceDataset', data_root={{_base_.data_root}},
-                 split=split, subset='labelled', pipeline=sup_pipeline),
-            dict(type='SpineSliceDataset', data_root={{_base_.data_root}},
-                 split=split, subset='unlabelled', pipeline=unsup_pipeline),
-        ]))
+        datasets=[labelled_dataset, unlabelled_dataset]))
 val_dataloader = dict(dataset=dict(split=split))
 test_dataloader = dict(dataset=dict(split=split))

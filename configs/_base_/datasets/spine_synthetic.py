@@ -1,8 +1,13 @@
 # Synthetic sagittal spine MR (19 units + background), converted to slices:
 #   python tools/dataset_converters/synthetic.py data/synthetic_raw
 #   python tools/dataset_converters/nnunet.py data/synthetic_raw data/synthetic
+# `split`: the split file of every loader (relative to data_root); a
+# label-ratio leaf sets `train_dataloader = dict(dataset=dict(split=...))`.
+# The class count (20 here) is the model's decode_head.num_classes; a leaf on
+# another dataset sets it (the SSL benchmark sets it from the converted data).
 dataset_type = 'SpineSliceDataset'
 data_root = 'data/synthetic'
+split = 'splits/seed0_100pct.json'
 crop_size = (192, 192)
 meta_keys = ('img_path', 'seg_map_path', 'ori_shape', 'img_shape',
              'pad_shape', 'scale_factor', 'flip', 'flip_direction',
@@ -33,7 +38,7 @@ train_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split='splits/seed0_100pct.json',
+        split=split,
         subset='labelled',
         pipeline=train_pipeline))
 val_dataloader = dict(
@@ -44,7 +49,7 @@ val_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split='splits/seed0_100pct.json',
+        split=split,
         subset='val',
         pipeline=test_pipeline))
 test_dataloader = dict(
@@ -55,7 +60,7 @@ test_dataloader = dict(
     dataset=dict(
         type=dataset_type,
         data_root=data_root,
-        split='splits/seed0_100pct.json',
+        split=split,
         subset='test',
         pipeline=test_pipeline))
 val_evaluator = dict(type='VolumeDiceMetric')

@@ -1,19 +1,3 @@
-_base_ = ['./cps4_vlm_r18.py']
-model = dict(
-    backbone=dict(
-        _delete_=True,
-        type='MixVisionTransformer',
-        in_channels=1,
-        embed_dims=32,
-        num_stages=4,
-        num_layers=[2, 2, 2, 2],
-        num_heads=[1, 2, 5, 8],
-        patch_sizes=[7, 3, 3, 3],
-        sr_ratios=[8, 4, 2, 1],
-        out_indices=(0, 1, 2, 3),
-        mlp_ratio=4,
-        qkv_bias=True,
-        drop_rate=0.0,
-        attn_drop_rate=0.0,
-        drop_path_rate=0.1),
-    in_channels=[32, 64, 160, 256])
+# Stage 1 of CPS4 with a MiT-B0 image encoder (cps4_vlm_mit-b0_net.py).
+_base_ = ['./cps4_vlm_mit-b0_net.py']
+model = _base_.vlm

@@ -1,8 +1,19 @@
-# The CPS4 vision-text model (ResNet-18 image encoder + all-MiniLM-L6-v2 text
-# encoder) as a plain model dict `vlm`: stage 1 trains it (cps4_vlm_r18.py adds
-# the data preprocessor), stage 2 takes it as CPS4SemiSegmentor's `vlm`.
+# CPS4VLM, the class-specific vision-text model: ResNet-18 image encoder +
+# all-MiniLM-L6-v2 text encoder, defined once under the key `vlm`. Stage 1
+# trains it (cps4_vlm_r18.py: model = vlm); stage 2 loads it with its stage-1
+# weights as the VLM of CPS4SemiSegmentor (cps4_semi_unet_fcn.py: model.vlm).
+# Its classes are those of the prompt file (prompt.prompt_file).
 vlm = dict(
     type='CPS4VLM',
+    data_preprocessor=dict(
+        type='SegDataPreProcessor',
+        mean=[127.5],
+        std=[127.5],
+        bgr_to_rgb=False,
+        pad_val=0,
+        seg_pad_val=255,
+        size_divisor=32,
+        test_cfg=dict(size_divisor=32)),
     backbone=dict(
         type='ResNetV1c',
         depth=18,

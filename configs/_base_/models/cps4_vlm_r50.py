@@ -1,4 +1,3 @@
-_base_ = ['./cps4_vlm_r18.py']
-model = dict(
-    backbone=dict(depth=50),
-    in_channels=[256, 512, 1024, 2048])
+# Stage 1 of CPS4 with a ResNet-50 image encoder (cps4_vlm_r50_net.py).
+_base_ = ['./cps4_vlm_r50_net.py']
+model = _base_.vlm

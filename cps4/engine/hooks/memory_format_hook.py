@@ -42,7 +42,7 @@ class MemoryFormatHook(Hook):
     :func:`cps4.apis.init_model` applies the same conversion when the
     config lists this hook. Together with mixed precision
     (``MixedPrecisionOptimWrapper``) this is the fast CPU setting; see
-    ``tools/analysis/benchmark_train_throughput.py``.
+    ``tools/analysis/profile_train_throughput.py``.
 
     Args:
         memory_format (str): ``'channels_last'`` (default) or

@@ -1,0 +1,36 @@
+# `--schedule demo`: `make demo`'s setting for the synthetic data, 96x96
+# slices, 800 stage-2 and 600 stage-1 iterations in bf16 (chosen on the
+# synthetic val cases, docs/results.md).
+# A schedule of tools/benchmark/ssl_benchmark.py, merged onto each method's
+# template config (tools/benchmark/ssl_bench/schedules.py): the top-level
+# param_scheduler, train_cfg and default_hooks go to every stage-2 and
+# supervised cell, `stage1` to the stage-1 runs. `img_size` is the square
+# size of every resize and crop, `batch_size` the labelled slices per batch
+# (an SSL batch adds as many unlabelled ones), `rampup_iters` the SSL
+# unsupervised-loss ramp-up (0.4 of the iterations), `precision` the default
+# of --precision.
+img_size = 96
+batch_size = 4
+rampup_iters = 320
+precision = 'bf16'
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+         end=50),
+    dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50,
+         end=800, by_epoch=False),
+]
+train_cfg = dict(max_iters=800, val_interval=800)
+default_hooks = dict(
+    logger=dict(interval=50),
+    checkpoint=dict(interval=800, max_keep_ckpts=1, save_best=None))
+stage1 = dict(
+    param_scheduler=[
+        dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
+             end=50),
+        dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50,
+             end=600, by_epoch=False),
+    ],
+    train_cfg=dict(max_iters=600, val_interval=600),
+    default_hooks=dict(
+        logger=dict(interval=50),
+        checkpoint=dict(interval=600, max_keep_ckpts=1, save_best=None)))

@@ -1,0 +1,13 @@
+# CPS4 stage 2 on Mean Teacher: the stage-1 VLM's class maps are fused with
+# the teacher's probabilities into the pseudo labels. Train stage 1 first
+# and pass its checkpoint:
+#   python tools/train.py configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py
+#   python tools/train.py configs/cps4/cps4-mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py \
+#       --cfg-options model.vlm.init_cfg.checkpoint=work_dirs/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px/iter_1000.pth
+# Another SSL strategy: its ssl/ model lines here.
+_base_ = [
+    '../_base_/models/cps4_semi_unet_fcn.py',
+    '../_base_/datasets/spine_synthetic-128px_semi.py',
+    '../_base_/schedules/semi_500.py'
+]
+model = dict(ssl_strategy=dict(type='MeanTeacher'))

@@ -1,2 +1,0 @@
-_base_ = ['./cps4-vlm_r18_1xb4-1k_synthetic-5pct.py']
-train_dataloader = dict(dataset=dict(split='splits/seed0_100pct.json'))

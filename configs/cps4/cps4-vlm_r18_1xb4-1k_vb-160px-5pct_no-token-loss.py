@@ -1,3 +1,0 @@
-# Ablation: no-token-loss.
-_base_ = ['./cps4-vlm_r18_1xb4-1k_vb-160px-5pct.py']
-model = dict(token_loss=None)

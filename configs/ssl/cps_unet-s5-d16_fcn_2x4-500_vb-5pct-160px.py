@@ -1,5 +1,0 @@
-# Cross Pseudo Supervision: two students label the strong view for each other.
-_base_ = ['./mean-teacher_unet-s5-d16_fcn_2x4-500_vb-5pct-160px.py']
-model = dict(
-    ssl_strategy=dict(_delete_=True, type='CrossPseudoSupervision'),
-    semi_train_cfg=dict(pseudo_threshold=0.0, cutmix_prob=0.5))

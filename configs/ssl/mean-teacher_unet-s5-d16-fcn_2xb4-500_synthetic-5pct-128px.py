@@ -1,0 +1,10 @@
+# Mean Teacher: the EMA teacher's soft predictions on the weak view are
+# the targets of the student on the strong view.
+# Synthetic data, 5% labelled cases, 4 labelled + 4 unlabelled slices per
+# batch, 500 iterations at 128x128.
+_base_ = [
+    '../_base_/models/semi_unet_fcn.py',
+    '../_base_/datasets/spine_synthetic-128px_semi.py',
+    '../_base_/schedules/semi_500.py'
+]
+model = dict(ssl_strategy=dict(type='MeanTeacher'))

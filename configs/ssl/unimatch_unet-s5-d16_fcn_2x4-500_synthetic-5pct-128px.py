@@ -1,6 +1,0 @@
-# UniMatch: two strong views with their own CutMix plus feature dropout.
-_base_ = ['./mean-teacher_unet-s5-d16_fcn_2x4-500_synthetic-5pct-128px.py']
-model = dict(
-    ssl_strategy=dict(
-        _delete_=True, type='UniMatch', fp_weight=0.5, fp_dropout=0.5),
-    semi_train_cfg=dict(pseudo_threshold=0.95, cutmix_prob=0.5))

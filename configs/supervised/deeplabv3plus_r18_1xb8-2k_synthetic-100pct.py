@@ -1,5 +1,0 @@
-_base_ = [
-    '../_base_/models/deeplabv3plus_r18.py', '../_base_/datasets/spine_synthetic.py',
-    '../_base_/default_runtime.py', '../_base_/schedules/schedule_2k.py'
-]
-model = dict(decode_head=dict(num_classes=20))

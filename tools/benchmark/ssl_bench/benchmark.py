@@ -1,0 +1,294 @@
+"""The benchmark's driver, :class:`SSLBenchmark` (the steps it takes are
+listed in the package docstring)."""
+import os
+import os.path as osp
+import time
+from typing import List, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+from mmengine.logging import print_log
+
+from cps4.datasets.splits import format_pct, load_split
+from cps4.utils.sweep import pseudo_label_summary, run_locked, val_metrics
+from .cell_config import cell_config
+from .data import choose_prompt_file, prepare_data
+from .methods import METHODS, STAGE1_CONFIG, Cell, Method, plan_cells
+from .report import finished_records, write_results
+from .runs import dice_of, same_precision, train_test, val_record
+from .schedules import PRECISIONS, SCHEDULES
+
+
+class SSLBenchmark:
+    """Run a methods x ratios x seeds benchmark in one work dir.
+
+    Args:
+        work_dir (str): Output folder (data, cells, results).
+        data_root (str): Raw training dataset.
+        layout (str): Its layout (``nnunet``, ``mrspineseg``, ``spider``,
+            ``png2d``).
+        methods (Sequence[str]): Names from :data:`.methods.METHODS`.
+        ratios (Sequence[float]): Label ratios in (0, 1].
+        seeds (Sequence[int]): Split and training seeds.
+        schedule (str): Name from :data:`.schedules.SCHEDULES`.
+        test_root (str, optional): Raw dataset (same layout and classes)
+            whose every case is the test set, instead of the split's test
+            cases.
+        classes (str, optional): Class names for the converter.
+        prompt_file (str, optional): Stage-1 prompt file.
+        cps4_config (str, optional): Template of the ``cps4`` method
+            (default: CPS4 on Mean Teacher).
+        precision (str, optional): One of :data:`.schedules.PRECISIONS`;
+            defaults to the schedule's. A work dir holds cells of one
+            precision.
+    """
+
+    def __init__(self, work_dir: str, data_root: str, layout: str,
+                 methods: Sequence[str], ratios: Sequence[float],
+                 seeds: Sequence[int], schedule: str = 'quick',
+                 test_root: Optional[str] = None,
+                 classes: Optional[str] = None,
+                 prompt_file: Optional[str] = None,
+                 cps4_config: Optional[str] = None,
+                 precision: Optional[str] = None) -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f'unknown schedule {schedule!r}; choose from '
+                             f'{sorted(SCHEDULES)}')
+        self.precision = precision or SCHEDULES[schedule].precision
+        if self.precision not in PRECISIONS:
+            raise ValueError(f'unknown precision {self.precision!r}; choose '
+                             f'from {PRECISIONS}')
+        self.work_dir = osp.abspath(work_dir)
+        self.data_root, self.layout = data_root, layout
+        self.methods, self.ratios = list(methods), list(ratios)
+        self.seeds, self.schedule_name = list(seeds), schedule
+        self.schedule = SCHEDULES[schedule]
+        self.test_root, self.classes = test_root, classes
+        self.prompt_file = prompt_file
+        self.method_table = dict(METHODS)
+        if cps4_config:
+            self.method_table['cps4'] = Method(cps4_config, stage1=True)
+        self.cells, self.notes = plan_cells(self.methods, self.ratios,
+                                            self.seeds)
+        self.train_dir = osp.join(self.work_dir, 'data', 'train')
+        self.test_dir = osp.join(self.work_dir, 'data', 'test')
+
+    # -- data ------------------------------------------------------------
+    def prepare(self) -> None:
+        """Convert the data, write splits, choose the prompt file."""
+        os.makedirs(self.work_dir, exist_ok=True)
+        self.meta = prepare_data(self.data_root, self.layout, self.train_dir,
+                                 self.seeds, self.ratios, self.classes)
+        self.num_classes = len(self.meta['classes'])
+        self.test_options: List[str] = []
+        if self.test_root:
+            test_meta = prepare_data(self.test_root, self.layout,
+                                     self.test_dir, [0], [1.0], self.classes)
+            if test_meta['classes'] != self.meta['classes']:
+                raise ValueError(
+                    f'--test-root classes {test_meta["classes"]} differ from '
+                    f'the training classes {self.meta["classes"]}')
+            self.test_options = [
+                'test_dataloader.dataset.data_root=' + self.test_dir,
+                'test_dataloader.dataset.split=splits/seed0_100pct.json',
+                'test_dataloader.dataset.subset='
+                '[labelled,unlabelled,val,test]'
+            ]
+        if any(self.method_table[m].stage1 for m in self.methods):
+            self.prompt = choose_prompt_file(self.meta['classes'],
+                                             self.work_dir, self.prompt_file)
+
+    def _split(self, ratio: float, seed: int) -> str:
+        return f'splits/seed{seed}_{format_pct(ratio)}pct.json'
+
+    def _n_labelled(self, ratio: float, seed: int) -> int:
+        split = load_split(osp.join(self.train_dir, self._split(ratio, seed)))
+        return len(split['labelled'])
+
+    # -- cells -----------------------------------------------------------
+    def _stage1_folder(self, ratio: float, seed: int) -> str:
+        return osp.join(self.work_dir, 'stage1', f'{format_pct(ratio)}pct',
+                        f'seed{seed}')
+
+    def _stage1_config(self, ratio: float, seed: int) -> Config:
+        return cell_config(STAGE1_CONFIG, self.train_dir,
+                           self._split(ratio, seed), self.num_classes,
+                           self.schedule, stage1=True,
+                           prompt_file=self.prompt, precision=self.precision)
+
+    def _cell_config(self, cell: Cell,
+                     vlm: Optional[Tuple[str, str]]) -> Config:
+        method = self.method_table[cell.method]
+        return cell_config(method.config, self.train_dir,
+                           self._split(cell.ratio, cell.seed),
+                           self.num_classes, self.schedule, vlm=vlm,
+                           predict_on=method.predict_on,
+                           precision=self.precision)
+
+    def stage1(self, ratio: float, seed: int) -> Tuple[Optional[dict], str]:
+        """Train (or reuse) the stage-1 VLM of one split."""
+        folder = self._stage1_folder(ratio, seed)
+
+        def run():
+            metrics, ckpt, train_s, test_s = train_test(
+                self._stage1_config(ratio, seed), folder, seed, [])
+            dice, per_class = dice_of(metrics)
+            return dict(config=osp.join(folder, 'config.py'),
+                        checkpoint=ckpt, dice_mean=dice,
+                        dice_per_class=per_class, train_s=round(train_s, 1),
+                        test_s=round(test_s, 1), precision=self.precision,
+                        val=val_metrics(folder))
+
+        return same_precision(
+            self.precision,
+            run_locked(folder, osp.join(folder, 'result.json'), run), folder)
+
+    def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
+        """Train and test one cell; ``(record, state)``."""
+        folder = cell.folder(self.work_dir)
+        result_path = cell.result_path(self.work_dir)
+        method = self.method_table[cell.method]
+        vlm, stage1_s = None, 0.0
+        if method.stage1 and not osp.isfile(result_path):
+            s1, state = self.stage1(cell.ratio, cell.seed)
+            if s1 is None:  # another process is training it: come back
+                return None, 'busy'
+            vlm = (s1['config'], s1['checkpoint'])
+            # the stage-1 model belongs to this cell's split, whichever
+            # process trained it, so its time is part of the cell's cost
+            stage1_s = s1['train_s']
+
+        def run():
+            metrics, ckpt, train_s, test_s = train_test(
+                self._cell_config(cell, vlm), folder, cell.seed,
+                self.test_options)
+            dice, per_class = dice_of(metrics)
+            record = dict(
+                method=cell.method, label_ratio=cell.ratio, seed=cell.seed,
+                n_labelled_cases=self._n_labelled(cell.ratio, cell.seed),
+                dice_mean=dice, dice_per_class=per_class,
+                train_s=round(train_s, 1), test_s=round(test_s, 1),
+                schedule=self.schedule_name, config=method.config,
+                split=self._split(cell.ratio, cell.seed),
+                test_set='test-root' if self.test_root else 'split test',
+                checkpoint=ckpt, precision=self.precision)
+            record.update(val_record(folder, method.predict_on))
+            if method.stage1:
+                record['stage1_train_s'] = stage1_s
+            pseudo_labels = pseudo_label_summary(folder)
+            if pseudo_labels is not None:
+                record['pseudo_labels'] = pseudo_labels
+            return record
+
+        return same_precision(self.precision,
+                              run_locked(folder, result_path, run), folder)
+
+    def write_configs(self) -> List[str]:
+        """Write the config of every stage-1 run and cell; train nothing.
+
+        A CPS4 cell's config points at the checkpoint its stage-1 run will
+        write (``iter_<stage1_iters>.pth``). Useful to read what a cell
+        runs, or to time it with
+        ``tools/analysis/profile_train_throughput.py``.
+
+        Returns:
+            list[str]: The files written.
+        """
+        self.prepare()
+        written = []
+
+        def dump(cfg: Config, folder: str) -> None:
+            os.makedirs(folder, exist_ok=True)
+            cfg.dump(osp.join(folder, 'config.py'))
+            written.append(osp.join(folder, 'config.py'))
+
+        stage1_done = set()
+        for cell in self.cells:
+            vlm = None
+            if self.method_table[cell.method].stage1:
+                folder = self._stage1_folder(cell.ratio, cell.seed)
+                if folder not in stage1_done:
+                    dump(self._stage1_config(cell.ratio, cell.seed), folder)
+                    stage1_done.add(folder)
+                vlm = (osp.join(folder, 'config.py'),
+                       osp.join(folder,
+                                f'iter_{self.schedule.stage1_iters}.pth'))
+            dump(self._cell_config(cell, vlm), cell.folder(self.work_dir))
+        for path in written:
+            print_log(f'wrote {path}', logger='current')
+        return written
+
+    def run(self) -> List[dict]:
+        """Run every cell (skipping finished ones) and write the results."""
+        self.prepare()
+        for note in self.notes:
+            print_log(note, logger='current')
+        records, t_start, ran = [], time.time(), 0
+        for i, cell in enumerate(self.cells, 1):
+            t0 = time.time()
+            head = f'[{i}/{len(self.cells)}] {cell.name}'
+            if not osp.isfile(cell.result_path(self.work_dir)):
+                print_log(f'{head}: training and testing', logger='current')
+            record, state = self.run_cell(cell)
+            if state == 'busy':
+                print_log(f'{head}: being run by another process, skipped',
+                          logger='current')
+                continue
+            records.append(record)
+            if state == 'cached':
+                msg = 'finished earlier'
+            else:
+                ran += 1
+                elapsed = time.time() - t_start
+                left = len(self.cells) - i
+                msg = (f'{time.time() - t0:.0f} s; about '
+                       f'{elapsed / ran * left / 60:.0f} min left')
+            print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
+                      logger='current')
+        write_results(self.work_dir, records, self.methods, self.ratios)
+        return records
+
+    def run_stage1(self) -> List[dict]:
+        """Train the stage-1 models the cells need, and nothing else.
+
+        Lets the vision-text models of a sweep be pretrained apart from
+        stage 2, e.g. side by side with the supervised cells; a later
+        :meth:`run` reuses them.
+
+        Returns:
+            list[dict]: The stage-1 records, one per split that needs one
+            (splits another process is training are left out).
+        """
+        self.prepare()
+        splits = sorted({(c.ratio, c.seed) for c in self.cells
+                         if self.method_table[c.method].stage1})
+        if not splits:
+            raise ValueError(f'none of the methods {list(self.methods)} has '
+                             'a stage 1')
+        records = []
+        for i, (ratio, seed) in enumerate(splits, 1):
+            head = (f'[{i}/{len(splits)}] stage 1 {format_pct(ratio)}% '
+                    f'seed {seed}')
+            record, state = self.stage1(ratio, seed)
+            if state == 'busy':
+                print_log(f'{head}: being trained by another process, '
+                          'skipped', logger='current')
+                continue
+            print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({state})',
+                      logger='current')
+            records.append(record)
+        return records
+
+    def summarize(self) -> List[dict]:
+        """Write the results of the cells finished so far; train nothing.
+
+        Cells not finished yet are listed in the log and left out of the
+        tables, so a long run can be looked at while it is going on.
+        """
+        records, missing = finished_records(self.cells, self.work_dir)
+        if missing:
+            print_log(f'{len(missing)} of {len(self.cells)} cells not '
+                      f'finished, left out: {", ".join(missing)}',
+                      logger='current', level=30)
+        os.makedirs(self.work_dir, exist_ok=True)
+        write_results(self.work_dir, records, self.methods, self.ratios)
+        return records

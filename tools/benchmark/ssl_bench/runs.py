@@ -1,0 +1,56 @@
+"""Train and test one benchmark run in its folder and read its numbers."""
+import os
+import os.path as osp
+from typing import Dict, Optional, Sequence, Tuple
+
+from mmengine.config import Config
+
+from cps4.utils.sweep import class_dice, train_and_test, val_metrics
+from .schedules import REPO_ROOT
+
+#: The repository's ``tools/`` (``train.py``, ``test.py``).
+TOOLS_DIR = str(REPO_ROOT / 'tools')
+
+
+def train_test(cfg: Config, cell_dir: str, seed: int,
+               test_options: Sequence[str]) -> Tuple[dict, str, float,
+                                                     float]:
+    """Write ``cfg`` to ``cell_dir/config.py``, train it there and test its
+    last checkpoint with the repository's ``tools/train.py`` and
+    ``tools/test.py`` (:func:`cps4.utils.sweep.train_and_test`), run in the
+    repository root where the configs' relative paths resolve."""
+    os.makedirs(cell_dir, exist_ok=True)
+    config = osp.join(cell_dir, 'config.py')
+    cfg.dump(config)
+    return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
+                          test_options, tools_dir=TOOLS_DIR,
+                          cwd=str(REPO_ROOT))
+
+
+def same_precision(precision: str, outcome: Tuple[Optional[dict], str],
+                   folder: str) -> Tuple[Optional[dict], str]:
+    """Pass ``outcome`` (``(record, state)`` of a run) on, refusing a
+    finished run of another precision (older records without the key are
+    fp32)."""
+    record, _ = outcome
+    if record is not None and record.get('precision', 'fp32') != precision:
+        raise ValueError(
+            f'{folder} was run in {record.get("precision", "fp32")}, '
+            f'this benchmark runs {precision}; use another --work-dir per '
+            'precision')
+    return outcome
+
+
+def dice_of(metrics: dict) -> Tuple[float, Dict[str, Optional[float]]]:
+    """Test mDice and per-class Dice of a test-metric dict."""
+    return metrics['mDice'], class_dice(metrics)
+
+
+def val_record(folder: str, predict_on: str) -> dict:
+    """``val`` (the last validation metrics of the run) and ``val_dice``
+    (the val mDice of the network the cell is tested with)."""
+    val = val_metrics(folder)
+    if val is None:
+        return dict(val=None, val_dice=None)
+    dice = val.get('mDice', val.get(f'{predict_on}/mDice'))
+    return dict(val=val, val_dice=dice)
