@@ -93,7 +93,7 @@ def init_model(config: Union[str, Config],
 
     For a stage-2 :class:`CPS4SemiSegmentor` the stage-1 VLM weights come
     from ``checkpoint`` too (they are part of the stage-2 state dict), so
-    only the stage-1 *config* must exist.
+    the stage-1 checkpoint named in ``model.vlm.init_cfg`` need not exist.
 
     The class names, palette, label values and slice axis of the training
     data (``model.dataset_meta``) come from the checkpoint's metadata, else
@@ -132,10 +132,11 @@ def init_model(config: Union[str, Config],
     import cps4  # noqa: F401  (registers the components)
     from mmseg.registry import MODELS
     model_cfg = copy.deepcopy(cfg.model)
-    vlm = model_cfg.get('vlm')
-    if checkpoint is not None and isinstance(vlm, dict) and \
-            vlm.get('checkpoint') is not None:
-        vlm['checkpoint'] = None  # the stage-2 checkpoint holds the VLM
+    vlm_init = (model_cfg.get('vlm') or {}).get('init_cfg')
+    if checkpoint is not None and isinstance(vlm_init, dict):
+        # the stage-2 checkpoint holds the VLM; its stage-1 file is not
+        # needed (nor present, on another machine)
+        vlm_init['checkpoint'] = None
     model = MODELS.build(model_cfg)
     meta = None
     if checkpoint is not None:

@@ -317,3 +317,19 @@ def test_cps4_config_errors(tmp_path):
     inputs.pop('unsup_student_2')
     with pytest.raises(KeyError, match='unsup_student_2'):
         model.loss(inputs, samples)
+
+
+def test_init_model_needs_no_stage1_file_for_a_stage2_checkpoint(tmp_path):
+    from cps4.apis import init_model
+    model = MODELS.build(semi_cfg('FixMatch', cps4_vlm=tiny_vlm()))
+    with torch.no_grad():
+        model.vlm.class_bias.fill_(0.321)
+    path = tmp_path / 'stage2.pth'
+    save_checkpoint(dict(state_dict=model.state_dict(), meta={}), str(path))
+    # the dumped config of the run still names the stage-1 checkpoint,
+    # which is not on this machine
+    cfg = semi_cfg('FixMatch', cps4_vlm=tiny_vlm(),
+                   checkpoint=str(tmp_path / 'gone' / 'iter_1000.pth'))
+    loaded = init_model(Config(dict(model=cfg)), str(path))
+    torch.testing.assert_close(loaded.vlm.class_bias,
+                               model.vlm.class_bias)
