@@ -2,6 +2,7 @@
 import hashlib
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import nibabel as nib
@@ -16,6 +17,8 @@ from cps4.datasets.converters import (MRSPINESEG_CLASSES,
                                       read_meta, reassemble_volume)
 
 REPO = Path(__file__).parents[2]
+# the converter scripts import their shared options from their own folder
+sys.path.insert(0, str(REPO / 'tools' / 'dataset_converters'))
 SHARED_DATA = REPO.parent / 'shared' / 'data'
 SHAPE = (16, 12, 5)
 

@@ -182,9 +182,11 @@ def test_write_splits_from_meta(tmp_path):
         write_splits(empty)
 
 
-def test_make_splits_cli(tmp_path):
+def test_make_splits_cli(tmp_path, monkeypatch):
     out = _fake_converted(tmp_path / 'out', CASES[:6])
     tool = Path(__file__).parents[2] / 'tools' / 'dataset_converters'
+    # the script imports its shared options from its own folder
+    monkeypatch.syspath_prepend(str(tool))
     spec = importlib.util.spec_from_file_location('make_splits_cli',
                                                   tool / 'make_splits.py')
     cli = importlib.util.module_from_spec(spec)

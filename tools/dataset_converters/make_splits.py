@@ -10,8 +10,10 @@ import sys
 
 from mmengine.logging import MMLogger, print_log
 
-from cps4.datasets.splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
-                                  write_splits)
+from cps4.datasets.splits import write_splits
+
+# the split options every converter shares, from this folder
+from convert_cli import add_split_arguments
 
 LOGGER_NAME = 'cps4_make_splits'
 
@@ -22,28 +24,7 @@ def parse_args(argv=None):
         description='Write OUT/splits/seed{seed}_{pct}pct.json for a '
         'converted dataset folder.')
     parser.add_argument('out_dir', help='converted dataset (has meta.json)')
-    parser.add_argument(
-        '--seeds',
-        type=int,
-        nargs='+',
-        default=list(DEFAULT_SPLIT_SEEDS),
-        help='split seeds (default: %(default)s)')
-    parser.add_argument(
-        '--ratios',
-        type=float,
-        nargs='+',
-        default=list(DEFAULT_LABEL_RATIOS),
-        help='labelled ratios in (0, 1] (default: %(default)s)')
-    parser.add_argument(
-        '--val-fraction',
-        type=float,
-        default=0.1,
-        help='fraction of cases for validation (default: %(default)s)')
-    parser.add_argument(
-        '--test-fraction',
-        type=float,
-        default=0.2,
-        help='fraction of cases for testing (default: %(default)s)')
+    add_split_arguments(parser)
     parser.add_argument(
         '--overwrite',
         action='store_true',
