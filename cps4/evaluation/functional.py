@@ -22,7 +22,7 @@ from scipy import ndimage
 
 __all__ = [
     'intersect_and_areas', 'dice_from_areas', 'dice_per_class', 'hd95_binary',
-    'hd95_per_class', 'aggregate_dice', 'foreground_dice'
+    'hd95_per_class', 'aggregate_dice', 'foreground_dice', 'class_dice'
 ]
 
 
@@ -275,3 +275,13 @@ def aggregate_dice(
     per_class = _nanmean(per_unit, axis=0).reshape(per_unit.shape[1])
     selected = per_class if include_background else per_class[1:]
     return per_class, float(_nanmean(selected))
+
+
+def class_dice(metrics: dict) -> dict:
+    """Per-class volume Dice from a test-metric dict (``Dice.<class>`` keys).
+
+    A class absent from every test volume has NaN Dice; it is returned as
+    ``None`` so that the record stays valid JSON and averages can skip it.
+    """
+    return {k[len('Dice.'):]: (v if v == v else None)
+            for k, v in metrics.items() if k.startswith('Dice.')}

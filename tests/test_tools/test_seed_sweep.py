@@ -1,4 +1,4 @@
-"""tools/analysis/seed_sweep.py trains/tests each (config, seed) cell."""
+"""tools/benchmark/seed_sweep.py trains/tests each (config, seed) cell."""
 import argparse
 import json
 import subprocess
@@ -8,6 +8,8 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# the sweep helpers are repository tooling next to the script
+sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
 BASE_CFG = REPO_ROOT / 'configs/supervised/sup_unet-s5-d16-fcn_1xb8-2k_synthetic-100pct-192px.py'
 TINY_CFG = """
 _base_ = ['{base}']
@@ -30,7 +32,7 @@ default_hooks = dict(
 
 def run_sweep(cfg, work, seeds, *extra):
     proc = subprocess.run(
-        [sys.executable, str(REPO_ROOT / 'tools/analysis/seed_sweep.py'),
+        [sys.executable, str(REPO_ROOT / 'tools/benchmark/seed_sweep.py'),
          str(cfg), '--seeds', *seeds, '--ratio', '100pct',
          '--work-dir', str(work), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
@@ -71,7 +73,7 @@ def test_sweep_writes_records_and_resumes(tiny_spine_root, tmp_path):
 def _load_tool():
     import importlib.util
     spec = importlib.util.spec_from_file_location(
-        'seed_sweep', REPO_ROOT / 'tools/analysis/seed_sweep.py')
+        'seed_sweep', REPO_ROOT / 'tools/benchmark/seed_sweep.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
     return tool
@@ -92,7 +94,7 @@ def test_cell_held_by_live_sweep_is_skipped(tmp_path):
 def test_stale_lock_is_taken_over(tmp_path):
     import os
 
-    from cps4.utils.sweep import acquire_lock
+    from ssl_bench.sweep import acquire_lock
     proc = subprocess.run([sys.executable, '-c', 'import os; print(os.getpid())'],
                           capture_output=True, text=True)
     dead_pid = int(proc.stdout)  # that process has exited
@@ -104,7 +106,7 @@ def test_stale_lock_is_taken_over(tmp_path):
 
 
 def test_split_overrides_cover_concat_datasets():
-    sys.path.insert(0, str(REPO_ROOT / 'tools/analysis'))
+    sys.path.insert(0, str(REPO_ROOT / 'tools/benchmark'))
     try:
         import seed_sweep
     finally:
@@ -123,7 +125,7 @@ def test_split_overrides_cover_concat_datasets():
 
 
 def test_class_dice_writes_absent_classes_as_null_and_summary_skips_them():
-    from cps4.utils.sweep import class_dice
+    from cps4.evaluation.functional import class_dice
     per_class = class_dice({'mDice': 50.0, 'Dice.L1': 60.0,
                             'Dice.L2': float('nan'), 'slice_mDice': 1.0})
     assert per_class == {'L1': 60.0, 'L2': None}
@@ -140,7 +142,7 @@ def test_class_dice_writes_absent_classes_as_null_and_summary_skips_them():
 def test_train_and_test_runs_the_given_entry_points(tmp_path):
     """No repository path is guessed: the entry points are the caller's,
     and the checkpoint a run names relative to its cwd is found there."""
-    from cps4.utils.sweep import last_checkpoint, train_and_test
+    from ssl_bench.sweep import last_checkpoint, train_and_test
     with pytest.raises(FileNotFoundError, match='tools_dir'):
         train_and_test('c.py', str(tmp_path), tools_dir=str(tmp_path))
     tools = tmp_path / 'tools'

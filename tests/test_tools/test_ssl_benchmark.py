@@ -326,7 +326,7 @@ def test_a_work_dir_holds_one_precision(tiny_raw, tmp_path):
 
 
 def test_val_table_and_val_metrics(tmp_path):
-    from cps4.utils.sweep import val_metrics
+    from ssl_bench.sweep import val_metrics
     run = tmp_path / 'run' / '20260101_000000' / 'vis_data'
     run.mkdir(parents=True)
     lines = [dict(loss=1.0, step=1),

@@ -25,7 +25,7 @@ from prettytable import PrettyTable
 from cps4.apis import build_test_dataset, inference_dataset, init_model
 from cps4.models.prompts import load_prompt_variants, prompt_variant
 from cps4.utils.fileio import write_json_atomic
-from cps4.utils.sweep import class_dice
+from cps4.evaluation.functional import class_dice
 
 
 def parse_args():

@@ -20,7 +20,7 @@ The benchmark
 A finished cell (its ``result.json`` exists) is never run again, so an
 interrupted benchmark resumes where it stopped, and several benchmark
 processes over one work dir share the cells out (cell locks, see
-:mod:`cps4.utils.sweep`). Split seed and training seed are the cell's seed.
+:mod:`ssl_bench.sweep`). Split seed and training seed are the cell's seed.
 Hyper-parameters are the template configs'; the split's val cases are the
 only ones any choice may look at, test cases (or ``--test-root``) never.
 

@@ -9,7 +9,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from cps4.datasets.splits import format_pct, load_split
-from cps4.utils.sweep import pseudo_label_summary, run_locked, val_metrics
+from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
 from .methods import METHODS, STAGE1_CONFIG, Cell, Method, plan_cells

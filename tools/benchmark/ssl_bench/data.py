@@ -11,7 +11,7 @@ from cps4.datasets.meta import read_meta
 from cps4.datasets.splits import write_splits
 from cps4.models.prompts import find_matching_prompt_file
 from cps4.utils.fileio import write_json_atomic
-from cps4.utils.sweep import hold_lock
+from .sweep import hold_lock
 from .schedules import REPO_ROOT
 
 

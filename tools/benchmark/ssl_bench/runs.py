@@ -5,7 +5,9 @@ from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
-from cps4.utils.sweep import class_dice, train_and_test, val_metrics
+from cps4.evaluation.functional import class_dice
+
+from .sweep import train_and_test, val_metrics
 from .schedules import REPO_ROOT
 
 #: The repository's ``tools/`` (``train.py``, ``test.py``).
@@ -17,7 +19,7 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
                                                      float]:
     """Write ``cfg`` to ``cell_dir/config.py``, train it there and test its
     last checkpoint with the repository's ``tools/train.py`` and
-    ``tools/test.py`` (:func:`cps4.utils.sweep.train_and_test`), run in the
+    ``tools/test.py`` (:func:`ssl_bench.sweep.train_and_test`), run in the
     repository root where the configs' relative paths resolve."""
     os.makedirs(cell_dir, exist_ok=True)
     config = osp.join(cell_dir, 'config.py')

@@ -13,7 +13,7 @@ taken over.
 
 Example::
 
-    python tools/analysis/seed_sweep.py \\
+    python tools/benchmark/seed_sweep.py \\
         configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py \\
         configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px_no-attn-losses.py \\
         --seeds 0 1 2 --ratio 5pct --work-dir work_dirs/sweep_stage1
@@ -31,8 +31,11 @@ import time
 
 from mmengine.logging import MMLogger
 
-from cps4.utils.sweep import (class_dice, pseudo_label_summary, run_locked,
-                              split_overrides, train_and_test)
+from cps4.evaluation.functional import class_dice
+
+# the sweep building blocks, shared with the SSL benchmark next to this file
+from ssl_bench.sweep import (pseudo_label_summary, run_locked,
+                             split_overrides, train_and_test)
 
 TOOLS_DIR = osp.dirname(osp.dirname(osp.abspath(__file__)))
 # configs name data and prompt files relative to the repository root

@@ -1,7 +1,7 @@
 """Building blocks of experiment sweeps: subprocess runs, cell locks, test
 metrics and split overrides.
 
-Used by ``tools/analysis/seed_sweep.py`` and the SSL benchmark
+Used by ``tools/benchmark/seed_sweep.py`` and the SSL benchmark
 (``tools/benchmark/ssl_benchmark.py``). A *cell* is one training + test run in its own
 folder; it is finished when its ``result.json`` exists, so an interrupted
 sweep resumes where it stopped. A cell being run holds a ``.lock`` file with
@@ -26,7 +26,7 @@ from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from .fileio import write_json_atomic
+from cps4.utils.fileio import write_json_atomic
 
 
 def run_logged(cmd: Sequence[str], log_path: str,
@@ -107,16 +107,6 @@ def val_metrics(run_dir: str) -> Optional[dict]:
             out['val_iter'] = last.get('step')
             return out
     return None
-
-
-def class_dice(metrics: dict) -> dict:
-    """Per-class volume Dice from a test-metric dict (``Dice.<class>`` keys).
-
-    A class absent from every test volume has NaN Dice; it is returned as
-    ``None`` so that the record stays valid JSON and averages can skip it.
-    """
-    return {k[len('Dice.'):]: (v if v == v else None)
-            for k, v in metrics.items() if k.startswith('Dice.')}
 
 
 def pid_alive(pid: int) -> bool:
