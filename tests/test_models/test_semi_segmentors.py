@@ -333,3 +333,68 @@ def test_init_model_needs_no_stage1_file_for_a_stage2_checkpoint(tmp_path):
     loaded = init_model(Config(dict(model=cfg)), str(path))
     torch.testing.assert_close(loaded.vlm.class_bias,
                                model.vlm.class_bias)
+
+
+def _permute_hidden_labels(samples):
+    """Copy of the samples whose unlabelled branches carry other labels."""
+    out = {k: list(v) for k, v in samples.items()}
+    for branch in out:
+        if branch == 'sup':
+            continue
+        permuted = []
+        for s in out[branch]:
+            s = s.clone()
+            seg = s.gt_sem_seg.data
+            # another class in every foreground pixel, and the map flipped
+            s.gt_sem_seg = PixelData(
+                data=torch.where(seg > 0, seg % (NUM_CLASSES - 1) + 1,
+                                 seg).flip(-1))
+            permuted.append(s)
+        out[branch] = permuted
+    return out
+
+
+@pytest.mark.parametrize('with_vlm', [False, True])
+@pytest.mark.parametrize('strategy', list(STRATEGIES))
+def test_hidden_labels_of_unlabelled_slices_never_reach_a_loss(
+        strategy, with_vlm):
+    """Unlabelled samples keep their labels for logging (pl_dice_*); every
+    loss and the gradient must be the same whatever those labels are."""
+    if with_vlm and strategy == 'SupervisedOnly':
+        pytest.skip('SupervisedOnly reads no unlabelled branch')
+    model = MODELS.build(
+        semi_cfg(strategy, cps4_vlm=tiny_vlm() if with_vlm else None,
+                 **STRATEGIES[strategy]))
+    perturb_teacher(model)
+    model.train()
+    inputs, samples = branch_batch()
+    permuted = _permute_hidden_labels(samples)
+
+    def run(batch_samples):
+        torch.manual_seed(0)  # same CutMix boxes and dropout masks
+        model.zero_grad()
+        losses = model.loss(inputs, batch_samples)
+        loss, _ = model.parse_losses(losses)
+        loss.backward()
+        grads = {n: p.grad.clone() for n, p in model.named_parameters()
+                 if p.grad is not None}
+        return losses, grads
+
+    losses, grads = run(samples)
+    losses_p, grads_p = run(permuted)
+    loss_keys = [k for k in losses if 'loss' in k]
+    assert loss_keys
+    assert set(loss_keys) == {k for k in losses_p if 'loss' in k}
+    for k in loss_keys:
+        torch.testing.assert_close(losses_p[k], losses[k], rtol=0, atol=0,
+                                   msg=k)
+    assert grads.keys() == grads_p.keys() and grads
+    for n in grads:
+        torch.testing.assert_close(grads_p[n], grads[n], rtol=0, atol=0,
+                                   msg=n)
+    # the hidden labels differ, and the model did read them (for logging)
+    hidden = samples['unsup_teacher'][0].gt_sem_seg.data
+    assert not torch.equal(hidden,
+                           permuted['unsup_teacher'][0].gt_sem_seg.data)
+    if strategy != 'SupervisedOnly':
+        assert 'pl_dice_teacher' in losses and 'pl_dice_teacher' in losses_p
