@@ -20,19 +20,18 @@ import os
 import os.path as osp
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, List, Optional, Sequence, Tuple, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.config import Config
-from mmengine.dataset import Compose, pseudo_collate
+from mmengine.dataset import Compose
 from mmengine.logging import print_log
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
-from mmengine.runner.amp import autocast
-from mmengine.utils import ProgressBar
 
+from cps4.apis.dataset_inference import inference_dataset
 from cps4.datasets.intensity import apply_intensity_window, intensity_window
 from cps4.datasets.meta import (class_to_source_values, read_meta,
                                 reassemble_volume)
@@ -196,11 +195,6 @@ def build_volume_pipeline(cfg: Config) -> Compose:
     return Compose(steps)
 
 
-def _batches(n: int, batch_size: int) -> Iterator[range]:
-    for start in range(0, n, batch_size):
-        yield range(start, min(start + batch_size, n))
-
-
 def _slice_stack(volume: str, slice_axis: Optional[int],
                  trained_axis: Optional[int]) -> Tuple[np.ndarray, int]:
     """Read a volume and window it into a uint8 stack of slices.
@@ -234,38 +228,40 @@ def _slice_stack(volume: str, slice_axis: Optional[int],
     return image, slice_axis
 
 
+class _SliceSequence:
+    """The slices of a uint8 stack as packed model inputs, built on access
+    by the config's test pipeline (what :func:`inference_dataset` reads)."""
+
+    def __init__(self, image: np.ndarray, pipeline: Compose) -> None:
+        self.image = image
+        self.pipeline = pipeline
+
+    def __len__(self) -> int:
+        return self.image.shape[0]
+
+    def __getitem__(self, i: int) -> dict:
+        return self.pipeline(
+            dict(img=np.ascontiguousarray(self.image[i]), slice_idx=i))
+
+
 def _predict_slices(model: nn.Module, image: np.ndarray, batch_size: int,
-                    with_probs: bool, progress: bool, amp: bool
+                    with_probs: bool, progress: bool, amp: Optional[bool]
                     ) -> Tuple[List[np.ndarray], List[np.ndarray]]:
     """Class indices (and probabilities) of every slice of ``image``."""
-    pipeline = build_volume_pipeline(model.cfg)
-    n = image.shape[0]
+    slices = _SliceSequence(image, build_volume_pipeline(model.cfg))
     labels: List[np.ndarray] = []
     probs: List[np.ndarray] = []
-    bar = ProgressBar(n) if progress else None
-    device_type = next(model.parameters()).device.type
-    with torch.no_grad():
-        for batch in _batches(n, batch_size):
-            data = pseudo_collate([
-                pipeline(dict(img=np.ascontiguousarray(image[i]),
-                              slice_idx=i)) for i in batch
-            ])
-            with autocast(device_type=device_type, enabled=amp):
-                samples = model.test_step(data)
-            for sample in samples:
-                labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
-                              .astype(np.uint8))
-                if with_probs:
-                    if 'class_maps' in sample:
-                        p = sample.class_maps.data
-                    else:
-                        p = sample.seg_logits.data.float().softmax(0)
-                    probs.append(p.float().cpu().numpy())
-            if bar is not None:
-                for _ in batch:
-                    bar.update()
-    if bar is not None:
-        print()
+    for _, samples in inference_dataset(model, slices, batch_size=batch_size,
+                                        progress=progress, amp=amp):
+        for sample in samples:
+            labels.append(sample.pred_sem_seg.data[0].cpu().numpy()
+                          .astype(np.uint8))
+            if with_probs:
+                if 'class_maps' in sample:
+                    p = sample.class_maps.data
+                else:
+                    p = sample.seg_logits.data.float().softmax(0)
+                probs.append(p.float().cpu().numpy())
     return labels, probs
 
 
@@ -304,8 +300,6 @@ def inference_volume(model: nn.Module,
     meta = getattr(model, 'dataset_meta', None) or {}
     image, slice_axis = _slice_stack(volume, slice_axis,
                                      meta.get('slice_axis'))
-    if amp is None:
-        amp = bool((model.cfg.get('test_cfg') or {}).get('fp16', False))
     labels, probs = _predict_slices(model, image, batch_size, with_probs,
                                     progress, amp)
     n = image.shape[0]
