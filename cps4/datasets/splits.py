@@ -12,9 +12,14 @@ Rules of :func:`make_split`:
   training pool. Val and test therefore depend only on the case ids, the seed
   and the fractions, and are identical for every label ratio.
 * ``labelled`` is the first ``max(1, round(label_ratio * n_pool))`` cases of
-  the pool in permutation order, so the labelled set of a smaller ratio is
-  contained in that of a larger one (same seed); ``unlabelled`` is the rest
-  of the pool. Rounding is half-up.
+  the pool in permutation order, or the first ``n_labelled`` when the amount
+  is given in cases (the way label efficiency is reported: 1, 2, 4, 8
+  labelled cases), so the labelled set of a smaller amount is contained in
+  that of a larger one (same seed); ``unlabelled`` is the rest of the pool.
+  Rounding is half-up.
+* Cases whose label map holds no foreground (``empty_cases``, e.g. a 2D
+  slice beside the spine) are never drawn as labelled: they are skipped in
+  the draw and stay unlabelled, so no split trains on an empty map alone.
 * With ``n >= 3`` cases, val and test each get at least one case (when
   their fraction is positive) and the pool keeps at least one. Tiny datasets
   (``n < 3``) get empty val and test: every case is in the pool, which
@@ -23,7 +28,9 @@ Rules of :func:`make_split`:
   labelled; they are appended to ``unlabelled``.
 
 Files are written as ``OUT/splits/seed{seed}_{pct}pct.json`` (``pct`` is the
-label ratio in percent: ``5``, ``10``, ``100``, ``2.5``).
+label ratio in percent: ``5``, ``10``, ``100``, ``2.5``) or, for an amount in
+cases, ``OUT/splits/seed{seed}_{n}case(s).json`` (``seed0_1case.json``,
+``seed0_4cases.json``).
 """
 from __future__ import annotations
 
@@ -112,33 +119,68 @@ def format_pct(label_ratio: float) -> str:
     return f'{pct:.6f}'.rstrip('0').rstrip('.')
 
 
-def split_filename(seed: int, label_ratio: float) -> str:
-    """File name of a split: ``seed{seed}_{pct}pct.json``.
+def check_n_labelled(n_labelled) -> int:
+    """Validate a number of labelled cases (a positive integer)."""
+    if (isinstance(n_labelled, bool)
+            or not isinstance(n_labelled, numbers.Integral)
+            or n_labelled < 1):
+        raise ValueError('the number of labelled cases must be a positive '
+                         f'integer, got {n_labelled!r}')
+    return int(n_labelled)
+
+
+def label_tag(label_ratio: Optional[float] = None,
+              n_labelled: Optional[int] = None) -> str:
+    """Name of a labelled amount in file and folder names.
+
+    Args:
+        label_ratio (float, optional): Labelled ratio in (0, 1].
+        n_labelled (int, optional): Number of labelled cases; takes
+            precedence over ``label_ratio``.
+
+    Returns:
+        str: ``'5pct'`` for 0.05, ``'1case'`` / ``'4cases'`` for cases.
+    """
+    if n_labelled is not None:
+        n = check_n_labelled(n_labelled)
+        return f'{n}case' if n == 1 else f'{n}cases'
+    if label_ratio is None:
+        raise ValueError('give a label ratio or a number of labelled cases')
+    return f'{format_pct(label_ratio)}pct'
+
+
+def split_filename(seed: int, label_ratio: Optional[float] = None,
+                   n_labelled: Optional[int] = None) -> str:
+    """File name of a split: ``seed{seed}_{pct}pct.json``, or
+    ``seed{seed}_{n}cases.json`` when the amount is given in cases.
 
     Args:
         seed (int): Split seed.
-        label_ratio (float): Labelled ratio in (0, 1].
+        label_ratio (float, optional): Labelled ratio in (0, 1].
+        n_labelled (int, optional): Number of labelled cases.
 
     Returns:
         str: The file name.
     """
-    return f'seed{_check_seed(seed)}_{format_pct(label_ratio)}pct.json'
+    return f'seed{_check_seed(seed)}_{label_tag(label_ratio, n_labelled)}.json'
 
 
 def make_split(case_ids: Sequence[str],
-               label_ratio: float,
+               label_ratio: Optional[float],
                seed: int,
                val_fraction: float = 0.1,
                test_fraction: float = 0.2,
-               unlabelled_only: Sequence[str] = ()) -> Dict:
+               unlabelled_only: Sequence[str] = (),
+               n_labelled: Optional[int] = None,
+               empty_cases: Sequence[str] = ()) -> Dict:
     """Split cases into labelled, unlabelled, val and test sets.
 
     See the module docstring for the rules.
 
     Args:
         case_ids (Sequence[str]): Cases with ground truth.
-        label_ratio (float): Fraction of the training pool that is labelled,
-            in (0, 1].
+        label_ratio (float, optional): Fraction of the training pool that is
+            labelled, in (0, 1]; None when ``n_labelled`` is given.
         seed (int): Non-negative seed.
         val_fraction (float): Fraction of all cases used for validation.
             Defaults to 0.1.
@@ -146,15 +188,22 @@ def make_split(case_ids: Sequence[str],
             Defaults to 0.2.
         unlabelled_only (Sequence[str]): Cases without ground truth, always
             unlabelled. Defaults to ().
+        n_labelled (int, optional): Number of labelled cases, instead of
+            ``label_ratio``.
+        empty_cases (Sequence[str]): Cases of ``case_ids`` whose label map
+            has no foreground; never drawn as labelled. Defaults to ().
 
     Returns:
         dict: ``labelled``, ``unlabelled``, ``val``, ``test`` (sorted lists of
-        case ids), ``seed``, ``label_ratio``, ``val_fraction`` and
-        ``test_fraction``.
+        case ids), ``seed``, ``label_ratio`` (``n_labelled / n_pool`` for an
+        amount in cases), ``val_fraction``, ``test_fraction`` and, for an
+        amount in cases, ``n_labelled``.
 
     Raises:
-        ValueError: Empty or duplicate case ids, a ratio outside (0, 1], a
-            negative seed or fractions that leave no training case.
+        ValueError: Empty or duplicate case ids, a ratio outside (0, 1], both
+            or neither of ``label_ratio`` and ``n_labelled``, more labelled
+            cases than the pool can give, a negative seed or fractions that
+            leave no training case.
     """
     ids = sorted(_check_ids(case_ids, 'make_split'))
     extra = _check_ids(unlabelled_only, 'make_split unlabelled_only')
@@ -165,7 +214,17 @@ def make_split(case_ids: Sequence[str],
     if both:
         raise ValueError(f'make_split: cases {both} are both labelled and '
                          'unlabelled_only')
-    label_ratio = check_label_ratio(label_ratio)
+    if (label_ratio is None) == (n_labelled is None):
+        raise ValueError('make_split: give either label_ratio or n_labelled, '
+                         f'got {label_ratio!r} and {n_labelled!r}')
+    if label_ratio is not None:
+        label_ratio = check_label_ratio(label_ratio)
+    else:
+        n_labelled = check_n_labelled(n_labelled)
+    empty = set(_check_ids(empty_cases, 'make_split empty_cases'))
+    if empty - set(ids):
+        raise ValueError(f'make_split: empty_cases {sorted(empty - set(ids))}'
+                         ' are not among the case ids')
     seed = _check_seed(seed)
     val_fraction = _check_fraction('val_fraction', val_fraction)
     test_fraction = _check_fraction('test_fraction', test_fraction)
@@ -188,14 +247,35 @@ def make_split(case_ids: Sequence[str],
     test = order[:n_test]
     val = order[n_test:n_test + n_val]
     pool = order[n_test + n_val:]
-    n_labelled = max(1, _round_half_up(label_ratio * len(pool)))
+    drawable = [c for c in pool if c not in empty]
+    if not drawable:
+        raise ValueError(
+            f'make_split: seed {seed} leaves only cases with empty label maps'
+            f' ({sorted(pool)}) in the training pool; nothing can be '
+            'labelled')
+    extra_fields = {}
+    if n_labelled is None:
+        k = max(1, _round_half_up(label_ratio * len(pool)))
+    else:
+        if n_labelled > len(drawable):
+            raise ValueError(
+                f'make_split: {n_labelled} labelled cases asked for, but the '
+                f'training pool of seed {seed} holds {len(drawable)} cases '
+                f'with foreground ({n} cases minus {n_val} val and {n_test} '
+                'test)')
+        k = n_labelled
+        label_ratio = k / len(pool)
+        extra_fields['n_labelled'] = k
+    k = min(k, len(drawable))
+    labelled = drawable[:k]
     return dict(
         seed=seed,
         label_ratio=label_ratio,
+        **extra_fields,
         val_fraction=val_fraction,
         test_fraction=test_fraction,
-        labelled=sorted(pool[:n_labelled]),
-        unlabelled=sorted(pool[n_labelled:] + extra),
+        labelled=sorted(labelled),
+        unlabelled=sorted([c for c in pool if c not in labelled] + extra),
         val=sorted(val),
         test=sorted(test))
 
@@ -234,6 +314,8 @@ def validate_split(split: Dict,
              'tools/dataset_converters/make_splits.py')
     try:
         check_label_ratio(split['label_ratio'])
+        if split.get('n_labelled') is not None:
+            check_n_labelled(split['n_labelled'])
         _check_seed(split['seed'])
     except ValueError as exc:
         fail(str(exc))
@@ -249,6 +331,10 @@ def validate_split(split: Dict,
             seen[c] = subset
     if not split['labelled']:
         fail("'labelled' is empty; a split needs at least one labelled case")
+    if split.get('n_labelled') is not None and (
+            len(split['labelled']) != split['n_labelled']):
+        fail(f"'n_labelled' is {split['n_labelled']} but 'labelled' holds "
+             f"{len(split['labelled'])} cases")
     if case_ids is not None:
         unknown = sorted(set(seen) - set(case_ids))
         absent = sorted(set(case_ids) - set(seen))
@@ -268,7 +354,7 @@ def validate_split(split: Dict,
 
 def write_split(out_dir: PathLike, split: Dict,
                 overwrite: bool = False) -> Path:
-    """Write a split to ``out_dir/splits/seed{seed}_{pct}pct.json``.
+    """Write a split to ``out_dir/splits/`` under :func:`split_filename`.
 
     The write is atomic. An existing identical file is left as is.
 
@@ -288,7 +374,8 @@ def write_split(out_dir: PathLike, split: Dict,
     validate_split(split)
     folder = Path(out_dir) / 'splits'
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / split_filename(split['seed'], split['label_ratio'])
+    path = folder / split_filename(split['seed'], split['label_ratio'],
+                                   split.get('n_labelled'))
     if path.exists():
         try:
             same = read_json(path) == split
@@ -339,11 +426,14 @@ def write_splits(out_dir: PathLike,
                  label_ratios: Sequence[float] = DEFAULT_LABEL_RATIOS,
                  val_fraction: float = 0.1,
                  test_fraction: float = 0.2,
-                 overwrite: bool = False) -> List[Path]:
-    """Write splits for every seed and label ratio of a converted dataset.
+                 overwrite: bool = False,
+                 labelled_cases: Sequence[int] = ()) -> List[Path]:
+    """Write splits for every seed and labelled amount of a converted
+    dataset: each label ratio, and each number of labelled cases.
 
     Cases are read from ``out_dir/meta.json``; cases without ground truth
-    (``label`` null) only ever go to ``unlabelled``.
+    (``label`` null) only ever go to ``unlabelled``, and cases recorded with
+    no foreground (``foreground_voxels`` 0) are never drawn as labelled.
 
     Args:
         out_dir (str | PathLike): Converted dataset folder.
@@ -353,6 +443,8 @@ def write_splits(out_dir: PathLike,
         val_fraction (float): See :func:`make_split`. Defaults to 0.1.
         test_fraction (float): See :func:`make_split`. Defaults to 0.2.
         overwrite (bool): Replace existing different split files.
+        labelled_cases (Sequence[int]): Numbers of labelled cases, e.g.
+            ``(1, 2, 4, 8)``. Defaults to none.
 
     Returns:
         list[Path]: The split files.
@@ -361,15 +453,19 @@ def write_splits(out_dir: PathLike,
     cases = meta.get('cases') or {}
     labelled = [c for c, info in cases.items() if info.get('label')]
     unlabelled = [c for c, info in cases.items() if not info.get('label')]
+    empty = [c for c in labelled if cases[c].get('foreground_voxels') == 0]
     if not labelled:
         raise ValueError(f'{out_dir}: no case with ground truth; cannot '
                          'make splits')
-    for ratio in label_ratios:
-        check_label_ratio(ratio)
+    amounts = [dict(label_ratio=check_label_ratio(r)) for r in label_ratios]
+    amounts += [dict(label_ratio=None, n_labelled=check_n_labelled(n))
+                for n in labelled_cases]
     paths = []
     for seed in seeds:
-        for ratio in label_ratios:
-            split = make_split(labelled, ratio, seed, val_fraction,
-                               test_fraction, unlabelled)
+        for amount in amounts:
+            split = make_split(labelled, seed=seed, val_fraction=val_fraction,
+                               test_fraction=test_fraction,
+                               unlabelled_only=unlabelled,
+                               empty_cases=empty, **amount)
             paths.append(write_split(out_dir, split, overwrite=overwrite))
     return paths

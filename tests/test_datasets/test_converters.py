@@ -14,7 +14,8 @@ from cps4.datasets.converters import (MRSPINESEG_CLASSES,
                                       SPIDER_DEFAULT_LABEL_MAP,
                                       DatasetFormatError, convert_dataset,
                                       load_case_volume, load_split,
-                                      read_meta, reassemble_volume)
+                                      read_meta, reassemble_volume,
+                                      split_filename)
 
 REPO = Path(__file__).parents[2]
 # the converter scripts import their shared options from their own folder
@@ -109,6 +110,7 @@ def test_nnunet_round_trip_and_meta(tmp_path, nnunet_src):
                         [0, 0, 0, 1]])
     assert case['image'] == 'imagesTr/case_001_0000.nii.gz'
     assert case['label'] == 'labelsTr/case_001.nii.gz'
+    assert case['foreground_voxels'] == np.count_nonzero(truth['case_001'])
 
     # every slice is stored (the empty slice 0 included), rows = axis 0
     assert len(list((out / 'images').glob('*.png'))) == 4 * 5
@@ -462,6 +464,14 @@ def test_real_lumbar2d(tmp_path):
     assert len(meta['cases']) == 20
     lab = np.array(Image.open(src / 'labels' / '02.png'))
     np.testing.assert_array_equal(load_case_volume(out, '02')[..., 0], lab)
+    # slices 00, 05 and 10 show no spine: never the labelled slice
+    empty = sorted(c for c, e in meta['cases'].items()
+                   if e['foreground_voxels'] == 0)
+    assert empty == ['00', '05', '10']
+    for seed in (0, 1, 2):
+        for ratio in (0.01, 0.05, 0.1, 0.25):
+            split = load_split(out / 'splits' / split_filename(seed, ratio))
+            assert not set(split['labelled']) & set(empty), (seed, ratio)
 
 
 # ------------------------------------------------------------- bad inputs

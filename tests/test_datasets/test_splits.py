@@ -107,6 +107,51 @@ def test_unlabelled_only_cases():
     assert make_split(CASES[:10], 1.0, 0)['test'] == split['test']
 
 
+@pytest.mark.parametrize('seed', [0, 1, 2])
+def test_labelled_cases_nested_and_matching_ratios(seed):
+    # 40 cases: 8 test, 4 val, a pool of 28
+    by_cases = [make_split(CASES, None, seed, n_labelled=n)
+                for n in (1, 2, 4, 8)]
+    for n, split in zip((1, 2, 4, 8), by_cases):
+        assert len(split['labelled']) == n == split['n_labelled']
+        assert split['label_ratio'] == n / 28
+        assert sorted(_all_ids(split)) == CASES
+        assert split['val'] == by_cases[0]['val']
+        assert split['test'] == by_cases[0]['test']
+    for small, large in zip(by_cases, by_cases[1:]):
+        assert set(small['labelled']) < set(large['labelled'])
+    # the same draw as the ratio that asks for as many cases
+    assert by_cases[2]['labelled'] == make_split(CASES, 4 / 28,
+                                                 seed)['labelled']
+
+
+def test_labelled_cases_errors():
+    with pytest.raises(ValueError, match='either label_ratio or n_labelled'):
+        make_split(CASES, 0.1, 0, n_labelled=2)
+    with pytest.raises(ValueError, match='either label_ratio or n_labelled'):
+        make_split(CASES, None, 0)
+    with pytest.raises(ValueError, match='positive integer, got 0'):
+        make_split(CASES, None, 0, n_labelled=0)
+    with pytest.raises(ValueError, match='29 labelled cases asked for, but '
+                       'the training pool of seed 0 holds 28'):
+        make_split(CASES, None, 0, n_labelled=29)
+
+
+def test_empty_label_maps_are_never_drawn_as_labelled():
+    pool = make_split(CASES[:10], None, 2, n_labelled=7)['labelled']
+    first = make_split(CASES[:10], None, 2, n_labelled=1)['labelled']
+    # the case drawn first has an empty map: the next one is drawn instead
+    split = make_split(CASES[:10], None, 2, n_labelled=1, empty_cases=first)
+    assert split['labelled'] != first and split['labelled'][0] in pool
+    assert first[0] in split['unlabelled']
+    by_ratio = make_split(CASES[:10], 0.05, 2, empty_cases=first)
+    assert by_ratio['labelled'] == split['labelled']
+    with pytest.raises(ValueError, match='only cases with empty label maps'):
+        make_split(CASES[:10], 1.0, 2, empty_cases=pool)
+    with pytest.raises(ValueError, match='holds 6 cases with foreground'):
+        make_split(CASES[:10], None, 2, n_labelled=7, empty_cases=first)
+
+
 def test_file_names():
     assert format_pct(0.05) == '5'
     assert format_pct(1.0) == '100'
@@ -115,6 +160,8 @@ def test_file_names():
     assert format_pct(0.001) == '0.1'
     assert split_filename(2, 0.25) == 'seed2_25pct.json'
     assert split_filename(0, 0.025) == 'seed0_2.5pct.json'
+    assert split_filename(0, n_labelled=1) == 'seed0_1case.json'
+    assert split_filename(3, 0.2, n_labelled=4) == 'seed3_4cases.json'
 
 
 def test_write_and_load(tmp_path):
@@ -152,9 +199,11 @@ def test_load_split_validation(tmp_path):
         load_split(path, case_ids=CASES + ['zz'])
 
 
-def _fake_converted(root, labelled, unlabelled=()):
+def _fake_converted(root, labelled, unlabelled=(), empty=()):
     root.mkdir()
-    cases = {c: {'label': f'labelsTr/{c}.nii.gz'} for c in labelled}
+    cases = {c: {'label': f'labelsTr/{c}.nii.gz',
+                 'foreground_voxels': 0 if c in empty else 10}
+             for c in labelled}
     cases.update({c: {'label': None} for c in unlabelled})
     (root / 'meta.json').write_text(json.dumps({'cases': cases}))
     return root
@@ -182,6 +231,20 @@ def test_write_splits_from_meta(tmp_path):
         write_splits(empty)
 
 
+def test_write_splits_in_cases_skips_empty_maps(tmp_path):
+    first = make_split(CASES[:12], None, 0, n_labelled=1)['labelled']
+    out = _fake_converted(tmp_path / 'out', CASES[:12], empty=first)
+    paths = write_splits(out, seeds=(0,), label_ratios=(1.0,),
+                         labelled_cases=(1, 2))
+    assert [p.name for p in paths] == [
+        'seed0_100pct.json', 'seed0_1case.json', 'seed0_2cases.json']
+    for path in paths:
+        split = load_split(path)
+        assert first[0] not in split['labelled']
+        assert first[0] in split['unlabelled']
+    assert load_split(paths[1])['n_labelled'] == 1
+
+
 def test_make_splits_cli(tmp_path, monkeypatch):
     out = _fake_converted(tmp_path / 'out', CASES[:6])
     tool = Path(__file__).parents[2] / 'tools' / 'dataset_converters'
@@ -196,3 +259,7 @@ def test_make_splits_cli(tmp_path, monkeypatch):
         'seed3_100pct.json', 'seed3_50pct.json'
     ]
     assert cli.main([str(out), '--ratios', '1.5']) == 1
+    assert cli.main([str(out), '--seeds', '3', '--ratios', '1',
+                     '--labelled-cases', '2']) == 0
+    assert (out / 'splits' / 'seed3_2cases.json').is_file()
+    assert cli.main([str(out), '--labelled-cases', '0']) == 1

@@ -16,7 +16,8 @@ from cps4.datasets.splits import DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS
 
 
 def add_split_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--seeds``, ``--ratios``, ``--val-fraction``, ``--test-fraction``."""
+    """Add ``--seeds``, ``--ratios``, ``--labelled-cases``,
+    ``--val-fraction`` and ``--test-fraction``."""
     parser.add_argument(
         '--seeds',
         type=int,
@@ -29,6 +30,13 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
         nargs='+',
         default=list(DEFAULT_LABEL_RATIOS),
         help='labelled ratios in (0, 1] (default: %(default)s)')
+    parser.add_argument(
+        '--labelled-cases',
+        type=int,
+        nargs='+',
+        default=[],
+        help='also write splits with these numbers of labelled cases, e.g. '
+        '1 2 4 8 (files seed{seed}_{n}cases.json)')
     parser.add_argument(
         '--val-fraction',
         type=float,
@@ -110,6 +118,7 @@ def run_conversion(args: argparse.Namespace, layout: str, logger_name: str,
             splits=not args.no_splits,
             split_seeds=args.seeds,
             split_ratios=args.ratios,
+            split_cases=args.labelled_cases,
             val_fraction=args.val_fraction,
             test_fraction=args.test_fraction,
             **layout_kwargs)

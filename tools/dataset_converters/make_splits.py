@@ -3,7 +3,7 @@
 Example::
 
     python tools/dataset_converters/make_splits.py data/myosegmentum_vb \
-        --seeds 0 1 2 --ratios 0.05 0.1 0.025
+        --seeds 0 1 2 --ratios 0.05 0.1 0.025 --labelled-cases 1 2 4
 """
 import argparse
 import sys
@@ -21,8 +21,8 @@ LOGGER_NAME = 'cps4_make_splits'
 def parse_args(argv=None):
     """Parse command line arguments."""
     parser = argparse.ArgumentParser(
-        description='Write OUT/splits/seed{seed}_{pct}pct.json for a '
-        'converted dataset folder.')
+        description='Write OUT/splits/seed{seed}_{pct}pct.json (and '
+        'seed{seed}_{n}cases.json) for a converted dataset folder.')
     parser.add_argument('out_dir', help='converted dataset (has meta.json)')
     add_split_arguments(parser)
     parser.add_argument(
@@ -41,7 +41,7 @@ def main(argv=None):
     try:
         paths = write_splits(args.out_dir, args.seeds, args.ratios,
                              args.val_fraction, args.test_fraction,
-                             args.overwrite)
+                             args.overwrite, args.labelled_cases)
     except (ValueError, OSError) as exc:
         print_log(f'making splits failed: {exc}', logger='current', level=40)
         return 1

@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
 
+import numpy as np
 from mmengine.logging import print_log
 
 from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
 
 from ..intensity import normalize_intensity
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
-                      check_label_ratio, write_splits)
+                      check_label_ratio, check_n_labelled, write_splits)
 from .io import write_png
 from .layouts import (BaseLayout, CaseFiles, SourceDataset, build_layout,
                       check_case_files, select_cases)
@@ -100,6 +101,10 @@ def _convert_case(layout: BaseLayout, dataset: SourceDataset,
         affine=affine,
         image=image_name,
         label=label_name)
+    if label is not None:
+        # splits never draw a case without foreground as labelled
+        entry['foreground_voxels'] = int(np.count_nonzero(
+            (label > 0) & (label != 255)))  # 255: ignored pixels
     if case.subset is not None:
         entry['subset'] = case.subset
     return entry, n_dropped
@@ -176,6 +181,7 @@ def convert_dataset(src_root: PathLike,
                     splits: bool = True,
                     split_seeds: Sequence[int] = DEFAULT_SPLIT_SEEDS,
                     split_ratios: Sequence[float] = DEFAULT_LABEL_RATIOS,
+                    split_cases: Sequence[int] = (),
                     val_fraction: float = 0.1,
                     test_fraction: float = 0.2) -> Path:
     """Convert a raw dataset into 2D PNG slices, ``meta.json`` and splits.
@@ -205,6 +211,8 @@ def convert_dataset(src_root: PathLike,
         splits (bool): Also write case-level splits. Defaults to True.
         split_seeds (Sequence[int]): Seeds of the splits.
         split_ratios (Sequence[float]): Label ratios of the splits.
+        split_cases (Sequence[int]): Numbers of labelled cases of further
+            splits (``seed{seed}_{n}cases.json``). Defaults to none.
         val_fraction (float): Fraction of cases for validation.
         test_fraction (float): Fraction of cases for testing.
 
@@ -221,6 +229,8 @@ def convert_dataset(src_root: PathLike,
         layout, classes=classes, label_map=label_map, sequence=sequence)
     for ratio in split_ratios if splits else ():
         check_label_ratio(ratio)
+    for n in split_cases if splits else ():
+        check_n_labelled(n)
     src_root, out_dir = Path(src_root).absolute(), Path(out_dir).absolute()
     _check_out_dir(src_root, out_dir, overwrite)
     dataset = layout.find_cases(src_root)
@@ -240,7 +250,7 @@ def convert_dataset(src_root: PathLike,
                  **dataset.extra_meta, cases=case_meta))
         if splits and any(e['label'] for e in case_meta.values()):
             paths = write_splits(tmp, split_seeds, split_ratios, val_fraction,
-                                 test_fraction)
+                                 test_fraction, labelled_cases=split_cases)
             _log(f'wrote {len(paths)} splits')
         _check_out_dir(src_root, out_dir, overwrite)
         _commit(tmp, out_dir)
