@@ -12,11 +12,13 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
 
 from ssl_bench import (METHODS, SCHEDULES, STAGE1_CONFIG, Cell,  # noqa: E402
-                       Schedule, SSLBenchmark, apply_schedule, cell_config,
-                       choose_prompt_file, difference_table, plan_cells,
-                       prepare_data, results_table)
-RECORD_KEYS = {'method', 'label_ratio', 'seed', 'n_labelled_cases',
+                       LabelAmount, Schedule, SSLBenchmark, apply_schedule,
+                       cell_config, choose_prompt_file, difference_table,
+                       plan_cells, prepare_data, results_table)
+RECORD_KEYS = {'method', 'labels', 'label_ratio', 'seed', 'n_labelled_cases',
                'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
+HALF, TWO = LabelAmount(ratio=0.5), LabelAmount(cases=2)
+FULL = LabelAmount(ratio=1.0)
 
 
 @pytest.fixture(scope='module')
@@ -28,10 +30,12 @@ def tiny_raw(tmp_path_factory):
 
 
 def run_bench(raw, work, seeds='0', extra=()):
+    # 2 labelled cases, and the full-supervision reference it adds (sup at
+    # 100%, 4 cases)
     proc = subprocess.run(
         [sys.executable, str(REPO_ROOT / 'tools/benchmark/ssl_benchmark.py'),
          '--data-root', str(raw), '--layout', 'nnunet', '--methods',
-         'sup,cps4', '--label-ratios', '0.5', '--seeds', seeds, '--schedule',
+         'sup,cps4', '--labelled-cases', '2', '--seeds', seeds, '--schedule',
          'tiny', '--work-dir', str(work), *extra],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -43,15 +47,17 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     work = tmp_path / 'bench'
     # --stage1-only trains the vision-text model and no cell
     log = run_bench(tiny_raw, work, extra=['--stage1-only'])
-    assert 'stage 1 50% seed 0: Dice' in log
-    s1_path = work / 'stage1/50pct/seed0/result.json'
+    assert 'stage 1 2 cases seed 0: Dice' in log
+    s1_path = work / 'stage1/2cases/seed0/result.json'
     s1_stamp = s1_path.stat().st_mtime_ns
     assert not (work / 'cells').exists()
     run_bench(tiny_raw, work)
     assert s1_path.stat().st_mtime_ns == s1_stamp  # reused, not retrained
     records = json.loads((work / 'results.json').read_text())
-    assert [(r['method'], r['label_ratio'], r['seed'])
-            for r in records] == [('sup', 0.5, 0), ('cps4', 0.5, 0)]
+    assert [(r['method'], r['labels'], r['seed']) for r in records] == [
+        ('sup', '2cases', 0), ('cps4', '2cases', 0), ('sup', '100pct', 0)]
+    assert [r['n_labelled_cases'] for r in records] == [2, 2, 4]
+    assert records[0]['split'] == 'splits/seed0_2cases.json'
     for r in records:
         assert RECORD_KEYS <= set(r), r.keys()
         assert 0 <= r['dice_mean'] <= 100
@@ -61,30 +67,30 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
         assert r['val']['val_iter'] == 4
         key = 'mDice' if r['method'] == 'sup' else 'student/mDice'
         assert r['val_dice'] == r['val'][key]
-        assert r['n_labelled_cases'] == 2  # half of the 4-case pool
         assert r['train_s'] > 0 and r['test_s'] > 0
         assert len(r['dice_per_class']) == 19  # units, no background
         assert all(v is None or 0 <= v <= 100
                    for v in r['dice_per_class'].values())
     assert 'pseudo_labels' in records[1]  # CPS4 logs its pseudo labels
     # the CPS4 cell used the stage-1 model of its own split
-    s1 = json.loads((work / 'stage1/50pct/seed0/result.json').read_text())
-    cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
+    s1 = json.loads((work / 'stage1/2cases/seed0/result.json').read_text())
+    cfg = Config.fromfile(str(work / 'cells/cps4/2cases/seed0/config.py'))
     assert cfg.model.vlm.init_cfg.checkpoint == s1['checkpoint']
     s1_cfg = Config.fromfile(s1['config'])
     assert cfg.model.vlm.prompt == s1_cfg.model.prompt
-    assert (work / 'dice_vs_ratio.png').stat().st_size > 0
+    assert (work / 'dice_vs_cases.png').stat().st_size > 0
     table = (work / 'results.md').read_text()
     assert '| sup |' in table and '| cps4 |' in table
-    assert '50% (2 cases)' in table
+    assert '| method | 2 cases | 100% (4 cases) |' in table
+    assert 'of full]' in table  # each cell as a fraction of full
     assert '| L4 |' in table  # per-class section
-    assert '| cps4 | 50% | 0 |' in table  # pseudo-label section
+    assert '| cps4 | 2cases | 0 |' in table  # pseudo-label section
     assert '## Val mDice' in table
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
     log = run_bench(tiny_raw, work)
-    assert log.count('finished earlier') == 2
+    assert log.count('finished earlier') == 3
     assert 'training and testing' not in log
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
     assert json.loads((work / 'results.json').read_text()) == records
@@ -95,22 +101,34 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     (work / 'results.json').unlink()
     log = run_bench(tiny_raw, work, seeds='0,1', extra=['--summary-only'])
     assert 'training and testing' not in log
-    assert '2 of 4 cells not finished' in log and 'cps4 50% seed 1' in log
-    assert not (work / 'cells/sup/50pct/seed1').exists()
+    assert '3 of 6 cells not finished' in log and 'cps4 2 cases seed 1' in log
+    assert not (work / 'cells/sup/2cases/seed1').exists()
     assert json.loads((work / 'results.json').read_text()) == records
 
 
 def test_plan_cells_skips_ssl_at_full_labels():
-    cells, notes = plan_cells(['sup', 'mean_teacher'], [0.05, 1.0], [0, 1])
-    assert cells == [Cell('sup', 0.05, 0), Cell('sup', 0.05, 1),
-                     Cell('mean_teacher', 0.05, 0),
-                     Cell('mean_teacher', 0.05, 1), Cell('sup', 1.0, 0),
-                     Cell('sup', 1.0, 1)]
+    amounts = LabelAmount.of(ratios=[1.0], cases=[2])
+    assert amounts == [TWO, FULL]
+    cells, notes = plan_cells(['sup', 'mean_teacher'], amounts, [0, 1])
+    assert cells == [Cell('sup', TWO, 0), Cell('sup', TWO, 1),
+                     Cell('mean_teacher', TWO, 0),
+                     Cell('mean_teacher', TWO, 1), Cell('sup', FULL, 0),
+                     Cell('sup', FULL, 1)]
     assert notes == ['mean_teacher at 100%: no unlabelled cases, not run']
+    assert cells[2].folder('/w') == '/w/cells/mean_teacher/2cases/seed0'
+    assert cells[4].folder('/w') == '/w/cells/sup/100pct/seed0'
+    assert cells[2].name == 'mean_teacher 2 cases seed 0'
+    assert TWO.split(3) == 'splits/seed3_2cases.json'
+    assert LabelAmount(cases=1).text == '1 case'
+    assert HALF.split(0) == 'splits/seed0_50pct.json' and not TWO.full
     with pytest.raises(ValueError, match='unknown method.*choose from'):
-        plan_cells(['sup', 'pseudo'], [0.1], [0])
-    with pytest.raises(ValueError):
-        plan_cells(['sup'], [1.5], [0])
+        plan_cells(['sup', 'pseudo'], [HALF], [0])
+    with pytest.raises(ValueError, match='got 1.5'):
+        LabelAmount(ratio=1.5)
+    with pytest.raises(ValueError, match='positive integer, got 0'):
+        LabelAmount(cases=0)
+    with pytest.raises(ValueError, match='a ratio or a number of cases'):
+        LabelAmount(ratio=0.5, cases=2)
 
 
 def test_cell_config_sets_data_classes_size_and_schedule():
@@ -208,14 +226,28 @@ def test_schedule_files_cover_the_documented_schedules(tmp_path):
 
 
 def test_results_table_mean_std_over_seeds():
+    # records written before amounts in cases carry only label_ratio
     recs = [dict(method='sup', label_ratio=0.05, seed=s, n_labelled_cases=1,
                  dice_mean=d) for s, d in enumerate([50.0, 60.0, 70.0])]
-    recs.append(dict(method='sup', label_ratio=1.0, seed=0,
-                     n_labelled_cases=21, dice_mean=80.0))
-    table = results_table(recs, ['sup', 'cps4'], [0.05, 1.0])
-    assert '| 5% (1 case) | 100% (21 cases) |' in table
-    assert '| sup | 60.00 +- 10.00 | 80.00 (1 seed) |' in table
+    table = results_table(recs, ['sup', 'cps4'],
+                          [LabelAmount(ratio=0.05), FULL])
+    assert '| 5% (1 case) | 100% (? cases) |' in table
+    assert '| sup | 60.00 +- 10.00 | - |' in table
     assert '| cps4 | - | - |' in table
+
+
+def test_results_table_in_cases_with_the_ratio_to_full():
+    recs = [dict(method='sup', labels='100pct', label_ratio=1.0, seed=s,
+                 n_labelled_cases=21, dice_mean=d)
+            for s, d in enumerate([78.0, 82.0])]
+    recs += [dict(method='mean_teacher', labels='2cases', label_ratio=None,
+                  seed=s, n_labelled_cases=2, dice_mean=d)
+             for s, d in enumerate([72.0, 76.0])]
+    table = results_table(recs, ['sup', 'mean_teacher'], [TWO, FULL])
+    assert '| method | 2 cases | 100% (21 cases) |' in table
+    # 74 / 80 = 0.925
+    assert '| mean_teacher | 74.00 +- 2.83 [0.93 of full] | - |' in table
+    assert '| sup | - | 80.00 +- 2.83 [1.00 of full] |' in table
 
 
 def test_prompt_file_choice(tmp_path):
@@ -322,7 +354,7 @@ def test_a_work_dir_holds_one_precision(tiny_raw, tmp_path):
     bench.prepare()
     with pytest.raises(ValueError, match='was run in fp32.*another '
                        '--work-dir per precision'):
-        bench.run_cell(Cell('sup', 0.5, 0))
+        bench.run_cell(Cell('sup', HALF, 0))
 
 
 def test_val_table_and_val_metrics(tmp_path):
@@ -340,7 +372,8 @@ def test_val_table_and_val_metrics(tmp_path):
     recs = [dict(method='sup', label_ratio=0.1, seed=s, n_labelled_cases=2,
                  dice_mean=50.0, val_dice=v)
             for s, v in enumerate([60.0, 70.0, None])]
-    table = results_table(recs, ['sup'], [0.1], key='val_dice')
+    table = results_table(recs, ['sup'], [LabelAmount(ratio=0.1)],
+                          key='val_dice')
     assert '| sup | 65.00 +- 7.07 |' in table
 
 
@@ -353,9 +386,10 @@ def test_difference_table_pairs_seeds():
     recs = [rec('sup', 0, 50.0, 55.0), rec('sup', 1, 60.0, 58.0),
             rec('cps4', 0, 56.0, 60.0), rec('cps4', 1, 59.0, 61.0),
             rec('cps4', 2, 90.0, 90.0)]  # seed 2 has no sup: left out
-    table = difference_table(recs, ['sup', 'cps4'], [0.1])
+    tenth = [LabelAmount(ratio=0.1)]
+    table = difference_table(recs, ['sup', 'cps4'], tenth)
     assert '| cps4 | +2.50 (+4.00), 1/2 seeds |' in table
-    assert difference_table(recs, ['cps4'], [0.1]) == ''
+    assert difference_table(recs, ['cps4'], tenth) == ''
 
 
 def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
@@ -365,15 +399,15 @@ def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
                          'tiny')
     calls = []
 
-    def fake_stage1(ratio, seed):
-        calls.append((ratio, seed))
+    def fake_stage1(amount, seed):
+        calls.append((amount, seed))
         if seed == 1:
             return None, 'busy'  # another process trains this one
         return dict(dice_mean=12.5), 'done'
 
     monkeypatch.setattr(bench, 'stage1', fake_stage1)
     assert bench.run_stage1() == [dict(dice_mean=12.5)]
-    assert calls == [(0.5, 0), (0.5, 1)]  # once per split, sup/MT need none
+    assert calls == [(HALF, 0), (HALF, 1)]  # once per split, sup/MT: none
 
     plain = SSLBenchmark(str(tmp_path / 'w2'), str(tiny_raw), 'nnunet',
                          ['sup', 'mean_teacher'], [0.5], [0], 'tiny')

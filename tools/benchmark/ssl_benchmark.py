@@ -1,15 +1,16 @@
-"""Benchmark semi-supervised methods on one dataset: methods x label ratios
-x seeds, one command, resumable.
+"""Benchmark semi-supervised methods on one dataset: methods x labelled
+amounts x seeds, one command, resumable.
 
-Example (the quick schedule on the shared MyoSegmenTUM volumes)::
+Example (the quick schedule on the shared MyoSegmenTUM volumes; label
+efficiency in labelled cases, with full supervision as the reference)::
 
     python tools/benchmark/ssl_benchmark.py \\
         --data-root ../shared/data/myosegmentum_vb --layout nnunet \\
-        --methods sup,mean_teacher,cps4 --label-ratios 0.05,0.1,1.0 \\
+        --methods sup,mean_teacher,cps4 --labelled-cases 1,2,4 \\
         --seeds 0,1,2 --schedule quick --work-dir work_dirs/bench_vb
 
 Writes ``W/results.json`` (one record per cell), ``W/results.md`` and
-``W/dice_vs_ratio.png``; the benchmark itself is the package ``ssl_bench``
+``W/dice_vs_cases.png``; the benchmark itself is the package ``ssl_bench``
 next to this script. Run a second copy of the same command to use a second
 core: the two share the cells out.
 """
@@ -34,7 +35,7 @@ def _csv(kind):
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
         description='Semi-supervised segmentation benchmark: methods x '
-        'label ratios x seeds.')
+        'labelled amounts (cases or ratios) x seeds.')
     parser.add_argument('--data-root', required=True,
                         help='raw training dataset')
     parser.add_argument('--layout', required=True, choices=sorted(LAYOUTS))
@@ -45,8 +46,16 @@ def parse_args(argv=None):
     parser.add_argument('--methods', type=_csv(str),
                         default='sup,mean_teacher,cps4',
                         help=f'comma-separated, from {",".join(METHODS)}')
-    parser.add_argument('--label-ratios', type=_csv(float),
-                        default='0.05,0.1,1.0')
+    parser.add_argument(
+        '--labelled-cases', type=_csv(int), default=[],
+        help='numbers of labelled cases, e.g. 1,2,4,8 (label efficiency as '
+        'the field reports it); adds the full-supervision reference (sup '
+        'at --label-ratios 1.0) unless --label-ratios is given')
+    parser.add_argument(
+        '--label-ratios', type=_csv(float), default=None,
+        help='labelled ratios of the training pool in (0, 1] (default: '
+        '1.0 with --labelled-cases, else 0.05,0.1,1.0; 1.0 is full '
+        'supervision, the reference of the "of full" figures)')
     parser.add_argument('--seeds', type=_csv(int), default='0,1,2')
     parser.add_argument('--schedule', choices=sorted(SCHEDULES),
                         default='quick',
@@ -82,6 +91,8 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.label_ratios is None:
+        args.label_ratios = [1.0] if args.labelled_cases else [0.05, 0.1, 1.0]
     MMLogger.get_instance('ssl_benchmark', log_level='INFO')
     try:
         bench = SSLBenchmark(
@@ -89,7 +100,7 @@ def main(argv=None):
             args.label_ratios, args.seeds, args.schedule,
             test_root=args.test_root, classes=args.classes,
             prompt_file=args.prompt_file, cps4_config=args.cps4_config,
-            precision=args.precision)
+            precision=args.precision, labelled_cases=args.labelled_cases)
         if args.summary_only:
             bench.summarize()
         elif args.configs_only:

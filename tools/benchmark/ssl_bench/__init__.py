@@ -1,21 +1,22 @@
 """The SSL benchmark behind ``tools/benchmark/ssl_benchmark.py``: methods x
-label ratios x seeds on one dataset, resumable, with a results table and a
-Dice-vs-ratio plot.
+labelled amounts (numbers of cases, or ratios) x seeds on one dataset,
+resumable, with a results table and a Dice-vs-labelled-cases plot.
 
 The benchmark
 
 1. converts the raw dataset (any layout of
    :func:`cps4.datasets.converters.convert_dataset`) into ``W/data/train``
-   and writes its case-level splits for every (seed, ratio);
+   and writes its case-level splits for every (seed, amount);
 2. writes one self-contained config per cell from the method's template
    config (:mod:`.methods`), with data root, split, class count and the
    schedule file's keys (:mod:`.schedules`) set, so any converted dataset
    works with the same templates;
-3. trains stage 1 once per (ratio, seed) for the methods that need it
+3. trains stage 1 once per (amount, seed) for the methods that need it
    (CPS4), then trains and tests every cell with ``tools/train.py`` and
    ``tools/test.py``;
 4. collects ``W/results.json`` (one record per cell), ``W/results.md``
-   (mean +- std table) and ``W/dice_vs_ratio.png`` (:mod:`.report`).
+   (mean +- std tables, each cell also as a fraction of full supervision)
+   and ``W/dice_vs_cases.png`` (:mod:`.report`).
 
 A finished cell (its ``result.json`` exists) is never run again, so an
 interrupted benchmark resumes where it stopped, and several benchmark
@@ -36,12 +37,14 @@ plot). The package is tooling of the repository, not of the installed
 from .benchmark import SSLBenchmark
 from .cell_config import apply_schedule, cell_config
 from .data import choose_prompt_file, prepare_data
-from .methods import METHODS, STAGE1_CONFIG, Cell, Method, plan_cells
+from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
+                      plan_cells)
 from .report import difference_table, results_table
 from .schedules import PRECISIONS, SCHEDULES, Schedule
 
 __all__ = [
-    'METHODS', 'PRECISIONS', 'SCHEDULES', 'STAGE1_CONFIG', 'Cell', 'Method',
+    'METHODS', 'PRECISIONS', 'SCHEDULES', 'STAGE1_CONFIG', 'Cell',
+    'LabelAmount', 'Method',
     'Schedule', 'SSLBenchmark', 'apply_schedule', 'cell_config',
     'choose_prompt_file', 'difference_table', 'plan_cells', 'prepare_data',
     'results_table'

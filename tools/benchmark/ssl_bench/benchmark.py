@@ -8,18 +8,19 @@ from typing import List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
-from cps4.datasets.splits import format_pct, load_split
+from cps4.datasets.splits import load_split
 from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
-from .methods import METHODS, STAGE1_CONFIG, Cell, Method, plan_cells
+from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
+                      plan_cells)
 from .report import finished_records, write_results
 from .runs import dice_of, same_precision, train_test, val_record
 from .schedules import PRECISIONS, SCHEDULES
 
 
 class SSLBenchmark:
-    """Run a methods x ratios x seeds benchmark in one work dir.
+    """Run a methods x labelled amounts x seeds benchmark in one work dir.
 
     Args:
         work_dir (str): Output folder (data, cells, results).
@@ -27,7 +28,8 @@ class SSLBenchmark:
         layout (str): Its layout (``nnunet``, ``mrspineseg``, ``spider``,
             ``png2d``).
         methods (Sequence[str]): Names from :data:`.methods.METHODS`.
-        ratios (Sequence[float]): Label ratios in (0, 1].
+        ratios (Sequence[float]): Label ratios in (0, 1]; 1.0 is full
+            supervision, the reference the tables divide by.
         seeds (Sequence[int]): Split and training seeds.
         schedule (str): Name from :data:`.schedules.SCHEDULES`.
         test_root (str, optional): Raw dataset (same layout and classes)
@@ -40,6 +42,9 @@ class SSLBenchmark:
         precision (str, optional): One of :data:`.schedules.PRECISIONS`;
             defaults to the schedule's. A work dir holds cells of one
             precision.
+        labelled_cases (Sequence[int]): Numbers of labelled cases, the
+            amounts the field reports label efficiency in (e.g. 1, 2, 4,
+            8); columns before the ratios.
     """
 
     def __init__(self, work_dir: str, data_root: str, layout: str,
@@ -49,7 +54,8 @@ class SSLBenchmark:
                  classes: Optional[str] = None,
                  prompt_file: Optional[str] = None,
                  cps4_config: Optional[str] = None,
-                 precision: Optional[str] = None) -> None:
+                 precision: Optional[str] = None,
+                 labelled_cases: Sequence[int] = ()) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f'unknown schedule {schedule!r}; choose from '
                              f'{sorted(SCHEDULES)}')
@@ -59,7 +65,12 @@ class SSLBenchmark:
                              f'from {PRECISIONS}')
         self.work_dir = osp.abspath(work_dir)
         self.data_root, self.layout = data_root, layout
-        self.methods, self.ratios = list(methods), list(ratios)
+        self.methods = list(methods)
+        self.ratios, self.labelled_cases = list(ratios), list(labelled_cases)
+        self.amounts = LabelAmount.of(self.ratios, self.labelled_cases)
+        if not self.amounts:
+            raise ValueError('no labelled amount: give label ratios or '
+                             'numbers of labelled cases')
         self.seeds, self.schedule_name = list(seeds), schedule
         self.schedule = SCHEDULES[schedule]
         self.test_root, self.classes = test_root, classes
@@ -67,7 +78,7 @@ class SSLBenchmark:
         self.method_table = dict(METHODS)
         if cps4_config:
             self.method_table['cps4'] = Method(cps4_config, stage1=True)
-        self.cells, self.notes = plan_cells(self.methods, self.ratios,
+        self.cells, self.notes = plan_cells(self.methods, self.amounts,
                                             self.seeds)
         self.train_dir = osp.join(self.work_dir, 'data', 'train')
         self.test_dir = osp.join(self.work_dir, 'data', 'test')
@@ -77,7 +88,8 @@ class SSLBenchmark:
         """Convert the data, write splits, choose the prompt file."""
         os.makedirs(self.work_dir, exist_ok=True)
         self.meta = prepare_data(self.data_root, self.layout, self.train_dir,
-                                 self.seeds, self.ratios, self.classes)
+                                 self.seeds, self.ratios, self.classes,
+                                 self.labelled_cases)
         self.num_classes = len(self.meta['classes'])
         self.test_options: List[str] = []
         if self.test_root:
@@ -97,21 +109,17 @@ class SSLBenchmark:
             self.prompt = choose_prompt_file(self.meta['classes'],
                                              self.work_dir, self.prompt_file)
 
-    def _split(self, ratio: float, seed: int) -> str:
-        return f'splits/seed{seed}_{format_pct(ratio)}pct.json'
-
-    def _n_labelled(self, ratio: float, seed: int) -> int:
-        split = load_split(osp.join(self.train_dir, self._split(ratio, seed)))
+    def _n_labelled(self, amount: LabelAmount, seed: int) -> int:
+        split = load_split(osp.join(self.train_dir, amount.split(seed)))
         return len(split['labelled'])
 
     # -- cells -----------------------------------------------------------
-    def _stage1_folder(self, ratio: float, seed: int) -> str:
-        return osp.join(self.work_dir, 'stage1', f'{format_pct(ratio)}pct',
-                        f'seed{seed}')
+    def _stage1_folder(self, amount: LabelAmount, seed: int) -> str:
+        return osp.join(self.work_dir, 'stage1', amount.tag, f'seed{seed}')
 
-    def _stage1_config(self, ratio: float, seed: int) -> Config:
+    def _stage1_config(self, amount: LabelAmount, seed: int) -> Config:
         return cell_config(STAGE1_CONFIG, self.train_dir,
-                           self._split(ratio, seed), self.num_classes,
+                           amount.split(seed), self.num_classes,
                            self.schedule, stage1=True,
                            prompt_file=self.prompt, precision=self.precision)
 
@@ -119,18 +127,19 @@ class SSLBenchmark:
                      vlm: Optional[Tuple[str, str]]) -> Config:
         method = self.method_table[cell.method]
         return cell_config(method.config, self.train_dir,
-                           self._split(cell.ratio, cell.seed),
+                           cell.amount.split(cell.seed),
                            self.num_classes, self.schedule, vlm=vlm,
                            predict_on=method.predict_on,
                            precision=self.precision)
 
-    def stage1(self, ratio: float, seed: int) -> Tuple[Optional[dict], str]:
+    def stage1(self, amount: LabelAmount,
+               seed: int) -> Tuple[Optional[dict], str]:
         """Train (or reuse) the stage-1 VLM of one split."""
-        folder = self._stage1_folder(ratio, seed)
+        folder = self._stage1_folder(amount, seed)
 
         def run():
             metrics, ckpt, train_s, test_s = train_test(
-                self._stage1_config(ratio, seed), folder, seed, [])
+                self._stage1_config(amount, seed), folder, seed, [])
             dice, per_class = dice_of(metrics)
             return dict(config=osp.join(folder, 'config.py'),
                         checkpoint=ckpt, dice_mean=dice,
@@ -149,7 +158,7 @@ class SSLBenchmark:
         method = self.method_table[cell.method]
         vlm, stage1_s = None, 0.0
         if method.stage1 and not osp.isfile(result_path):
-            s1, state = self.stage1(cell.ratio, cell.seed)
+            s1, state = self.stage1(cell.amount, cell.seed)
             if s1 is None:  # another process is training it: come back
                 return None, 'busy'
             vlm = (s1['config'], s1['checkpoint'])
@@ -163,12 +172,13 @@ class SSLBenchmark:
                 self.test_options)
             dice, per_class = dice_of(metrics)
             record = dict(
-                method=cell.method, label_ratio=cell.ratio, seed=cell.seed,
-                n_labelled_cases=self._n_labelled(cell.ratio, cell.seed),
+                method=cell.method, labels=cell.amount.tag,
+                label_ratio=cell.amount.ratio, seed=cell.seed,
+                n_labelled_cases=self._n_labelled(cell.amount, cell.seed),
                 dice_mean=dice, dice_per_class=per_class,
                 train_s=round(train_s, 1), test_s=round(test_s, 1),
                 schedule=self.schedule_name, config=method.config,
-                split=self._split(cell.ratio, cell.seed),
+                split=cell.amount.split(cell.seed),
                 test_set='test-root' if self.test_root else 'split test',
                 checkpoint=ckpt, precision=self.precision)
             record.update(val_record(folder, method.predict_on))
@@ -205,9 +215,9 @@ class SSLBenchmark:
         for cell in self.cells:
             vlm = None
             if self.method_table[cell.method].stage1:
-                folder = self._stage1_folder(cell.ratio, cell.seed)
+                folder = self._stage1_folder(cell.amount, cell.seed)
                 if folder not in stage1_done:
-                    dump(self._stage1_config(cell.ratio, cell.seed), folder)
+                    dump(self._stage1_config(cell.amount, cell.seed), folder)
                     stage1_done.add(folder)
                 vlm = (osp.join(folder, 'config.py'),
                        osp.join(folder,
@@ -244,7 +254,7 @@ class SSLBenchmark:
                        f'{elapsed / ran * left / 60:.0f} min left')
             print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
                       logger='current')
-        write_results(self.work_dir, records, self.methods, self.ratios)
+        write_results(self.work_dir, records, self.methods, self.amounts)
         return records
 
     def run_stage1(self) -> List[dict]:
@@ -259,16 +269,16 @@ class SSLBenchmark:
             (splits another process is training are left out).
         """
         self.prepare()
-        splits = sorted({(c.ratio, c.seed) for c in self.cells
-                         if self.method_table[c.method].stage1})
+        splits = sorted({(c.amount, c.seed) for c in self.cells
+                         if self.method_table[c.method].stage1},
+                        key=lambda s: (self.amounts.index(s[0]), s[1]))
         if not splits:
             raise ValueError(f'none of the methods {list(self.methods)} has '
                              'a stage 1')
         records = []
-        for i, (ratio, seed) in enumerate(splits, 1):
-            head = (f'[{i}/{len(splits)}] stage 1 {format_pct(ratio)}% '
-                    f'seed {seed}')
-            record, state = self.stage1(ratio, seed)
+        for i, (amount, seed) in enumerate(splits, 1):
+            head = f'[{i}/{len(splits)}] stage 1 {amount.text} seed {seed}'
+            record, state = self.stage1(amount, seed)
             if state == 'busy':
                 print_log(f'{head}: being trained by another process, '
                           'skipped', logger='current')
@@ -290,5 +300,5 @@ class SSLBenchmark:
                       f'finished, left out: {", ".join(missing)}',
                       logger='current', level=30)
         os.makedirs(self.work_dir, exist_ok=True)
-        write_results(self.work_dir, records, self.methods, self.ratios)
+        write_results(self.work_dir, records, self.methods, self.amounts)
         return records

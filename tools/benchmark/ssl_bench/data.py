@@ -17,8 +17,10 @@ from .schedules import REPO_ROOT
 
 def prepare_data(data_root: str, layout: str, out_dir: str,
                  seeds: Iterable[int], ratios: Iterable[float],
-                 classes: Optional[str] = None) -> dict:
-    """Convert ``data_root`` into ``out_dir`` once and write its splits.
+                 classes: Optional[str] = None,
+                 labelled_cases: Iterable[int] = ()) -> dict:
+    """Convert ``data_root`` into ``out_dir`` once and write its splits
+    (every seed at every label ratio and number of labelled cases).
 
     An existing conversion of the same source folder is reused; one of
     another folder is refused. Conversion and splits happen under the lock
@@ -47,7 +49,8 @@ def prepare_data(data_root: str, layout: str, out_dir: str,
             convert_dataset(src, out_dir, layout=layout, classes=classes,
                             splits=False)
         write_splits(out_dir, seeds=sorted(set(seeds)),
-                     label_ratios=sorted(set(ratios)))
+                     label_ratios=sorted(set(ratios)),
+                     labelled_cases=sorted(set(labelled_cases)))
         return read_meta(out_dir)
 
 

@@ -1,9 +1,11 @@
-"""The methods of the SSL benchmark and the cells they run in."""
+"""The methods of the SSL benchmark, the labelled amounts and the cells
+they run in."""
 import os.path as osp
 from dataclasses import dataclass
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
-from cps4.datasets.splits import check_label_ratio, format_pct
+from cps4.datasets.splits import (check_label_ratio, check_n_labelled,
+                                  format_pct, label_tag, split_filename)
 
 #: Template of the stage-1 runs (the vision-text model of CPS4). Templates
 #: give model, augmentation and optimiser; the benchmark sets data root,
@@ -50,47 +52,96 @@ METHODS: Dict[str, Method] = {
 
 
 @dataclass(frozen=True)
+class LabelAmount:
+    """How much of a split's training pool is labelled: a ratio of it or a
+    number of cases (the field reports label efficiency in cases).
+
+    Attributes:
+        ratio (float, optional): Labelled ratio in (0, 1].
+        cases (int, optional): Number of labelled cases.
+    """
+    ratio: Optional[float] = None
+    cases: Optional[int] = None
+
+    def __post_init__(self):
+        if (self.ratio is None) == (self.cases is None):
+            raise ValueError('a labelled amount is a ratio or a number of '
+                             f'cases, got {self.ratio!r} and {self.cases!r}')
+        if self.ratio is not None:
+            check_label_ratio(self.ratio)
+        else:
+            check_n_labelled(self.cases)
+
+    @classmethod
+    def of(cls, ratios: Sequence[float] = (),
+           cases: Sequence[int] = ()) -> List['LabelAmount']:
+        """The amounts of a benchmark: cases ascending, then ratios."""
+        return ([cls(cases=n) for n in sorted(set(cases))]
+                + [cls(ratio=r) for r in sorted(set(ratios))])
+
+    @property
+    def tag(self) -> str:
+        """``'5pct'`` or ``'2cases'``: folder names and record key."""
+        return label_tag(self.ratio, self.cases)
+
+    @property
+    def text(self) -> str:
+        """``'5%'`` or ``'2 cases'``: logs and table heads."""
+        if self.cases is not None:
+            return f'{self.cases} case' + ('' if self.cases == 1 else 's')
+        return f'{format_pct(self.ratio)}%'
+
+    @property
+    def full(self) -> bool:
+        """All training cases labelled (nothing left for SSL)."""
+        return self.ratio is not None and self.ratio >= 1.0
+
+    def split(self, seed: int) -> str:
+        """The split file of ``seed``, relative to the converted data."""
+        return 'splits/' + split_filename(seed, self.ratio, self.cases)
+
+
+@dataclass(frozen=True)
 class Cell:
-    """One (method, label ratio, seed) run."""
+    """One (method, labelled amount, seed) run."""
     method: str
-    ratio: float
+    amount: LabelAmount
     seed: int
 
     @property
     def name(self) -> str:
-        return f'{self.method} {format_pct(self.ratio)}% seed {self.seed}'
+        return f'{self.method} {self.amount.text} seed {self.seed}'
 
     def folder(self, work_dir: str) -> str:
-        return osp.join(work_dir, 'cells', self.method,
-                        f'{format_pct(self.ratio)}pct', f'seed{self.seed}')
+        return osp.join(work_dir, 'cells', self.method, self.amount.tag,
+                        f'seed{self.seed}')
 
     def result_path(self, work_dir: str) -> str:
         """The cell's record; it exists once the cell is finished."""
         return osp.join(self.folder(work_dir), 'result.json')
 
 
-def plan_cells(methods: Sequence[str], ratios: Sequence[float],
+def plan_cells(methods: Sequence[str], amounts: Sequence[LabelAmount],
                seeds: Sequence[int]) -> Tuple[List[Cell], List[str]]:
     """The cells to run and notes on the ones left out.
 
     Semi-supervised methods have nothing to learn from at 100% labels (no
-    unlabelled case is left), so only non-SSL methods run there.
+    unlabelled case is left), so only non-SSL methods run there: that row
+    is the full-supervision reference of the tables.
 
     Raises:
-        ValueError: An unknown method or a label ratio outside (0, 1].
+        ValueError: An unknown method.
     """
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f'unknown method(s) {unknown}; choose from '
                          f'{sorted(METHODS)}')
-    for r in ratios:
-        check_label_ratio(r)
     cells, notes = [], []
-    for ratio in ratios:
+    for amount in amounts:
         for method in methods:
-            if METHODS[method].semi and ratio >= 1.0:
+            if METHODS[method].semi and amount.full:
                 notes.append(f'{method} at 100%: no unlabelled cases, not '
                              'run')
                 continue
-            cells += [Cell(method, ratio, s) for s in seeds]
+            cells += [Cell(method, amount, s) for s in seeds]
     return cells, notes

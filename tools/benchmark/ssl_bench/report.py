@@ -1,16 +1,20 @@
 """The benchmark's results: ``results.json``, the markdown tables of
-``results.md`` and the Dice-vs-ratio plot."""
+``results.md`` and the Dice-vs-labelled-cases plot."""
 import json
 import os.path as osp
 import statistics
-from typing import List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from mmengine.logging import print_log
 
 from cps4.datasets.splits import format_pct
 from cps4.utils.atomic_file import atomic_file, save_figure
 from cps4.utils.fileio import write_json_atomic
-from .methods import Cell
+from .methods import Cell, LabelAmount
+
+#: The method whose full-supervision cells are the reference of the
+#: ratio-to-full figures.
+REFERENCE = 'sup'
 
 
 def finished_records(cells: Sequence[Cell],
@@ -27,17 +31,40 @@ def finished_records(cells: Sequence[Cell],
     return records, missing
 
 
+def labels_of(record: dict) -> str:
+    """The labelled-amount tag of a record (``'2cases'``, ``'5pct'``);
+    records written before amounts in cases carry only ``label_ratio``."""
+    if record.get('labels'):
+        return record['labels']
+    return f'{format_pct(record["label_ratio"])}pct'
+
+
+def _values(records: Sequence[dict], method: str, tag: str,
+            key: str = 'dice_mean') -> List[float]:
+    return [r[key] for r in records
+            if r['method'] == method and labels_of(r) == tag
+            and r.get(key) is not None]
+
+
+def full_reference(records: Sequence[dict],
+                   key: str = 'dice_mean') -> Optional[float]:
+    """Mean over seeds of the full-supervision cells (``sup`` at 100%), or
+    None when they were not run."""
+    vals = _values(records, REFERENCE, LabelAmount(ratio=1.0).tag, key)
+    return statistics.mean(vals) if vals else None
+
+
 def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
-                  ratios: Sequence[float]) -> None:
-    """``results.json``, ``results.md`` and ``dice_vs_ratio.png`` of the
+                  amounts: Sequence[LabelAmount]) -> None:
+    """``results.json``, ``results.md`` and ``dice_vs_cases.png`` of the
     records in ``work_dir``; the main tables are also logged."""
     write_json_atomic(osp.join(work_dir, 'results.json'), records)
-    table = results_table(records, methods, ratios)
+    table = results_table(records, methods, amounts)
     shown = (
         '\n## Val mDice (val cases of each split; the network each cell '
         'is tested with)\n\n'
-        + results_table(records, methods, ratios, key='val_dice'))
-    diff = difference_table(records, methods, ratios)
+        + results_table(records, methods, amounts, key='val_dice'))
+    diff = difference_table(records, methods, amounts)
     if diff:
         shown += ('\n## Difference to sup, paired by seed (test; val '
                   'in brackets)\n\n' + diff)
@@ -45,13 +72,13 @@ def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
     if pl:
         shown += '\n## Pseudo labels (last training iterations)\n\n' + pl
     per_class = ('\n## Dice per class (mean over seeds)\n\n'
-                 + per_class_table(records, methods, ratios))
+                 + per_class_table(records, methods, amounts))
     with atomic_file(osp.join(work_dir, 'results.md')) as tmp:
         with open(tmp, 'w') as f:
             f.write(table + shown + per_class)
     if records:
-        plot_dice_vs_ratio(records, methods,
-                           osp.join(work_dir, 'dice_vs_ratio.png'))
+        plot_dice_vs_cases(records, methods,
+                           osp.join(work_dir, 'dice_vs_cases.png'))
     print_log('\n' + table + shown, logger='current')
 
 
@@ -63,40 +90,50 @@ def _mean_std(vals: Sequence[float]) -> str:
     return f'{statistics.mean(vals):.2f} +- {statistics.stdev(vals):.2f}'
 
 
+def _head(amount: LabelAmount, records: Sequence[dict]) -> str:
+    """``'2 cases'``, or ``'5% (1 case)'`` with the cases a ratio gave."""
+    if amount.cases is not None:
+        return amount.text
+    n = sorted({r['n_labelled_cases'] for r in records
+                if labels_of(r) == amount.tag})
+    word = 'case' if n == [1] else 'cases'
+    return (f'{amount.text} (' + ('/'.join(map(str, n)) if n else '?')
+            + f' {word})')
+
+
 def results_table(records: Sequence[dict], methods: Sequence[str],
-                  ratios: Sequence[float], key: str = 'dice_mean') -> str:
-    """Markdown table: methods x ratios, Dice mean +- sample std over seeds,
-    with the number of labelled cases per ratio.
+                  amounts: Sequence[LabelAmount],
+                  key: str = 'dice_mean') -> str:
+    """Markdown table: methods x labelled amounts, Dice mean +- sample std
+    over seeds.
+
+    When the full-supervision cells (``sup`` at 100%) are among the
+    records, each cell also gives, in brackets, its mean over the mean of
+    full supervision (``[0.93 of full]``), the figure label-efficiency
+    results are read by.
 
     Args:
         key (str): The record's value to tabulate: ``dice_mean`` (test) or
             ``val_dice``; records without it are left out.
     """
-    n_lab = {}
-    for r in records:
-        n_lab.setdefault(r['label_ratio'], set()).add(r['n_labelled_cases'])
-    ratios = sorted(ratios)
-    heads = []
-    for ratio in ratios:
-        n = sorted(n_lab.get(ratio, ()))
-        word = 'case' if n == [1] else 'cases'
-        heads.append(f'{format_pct(ratio)}% ('
-                     + ('/'.join(map(str, n)) if n else '?') + f' {word})')
-    lines = ['| method | ' + ' | '.join(heads) + ' |',
-             '| --- |' + ' --- |' * len(ratios)]
+    full = full_reference(records, key)
+    lines = ['| method | ' + ' | '.join(_head(a, records) for a in amounts)
+             + ' |', '| --- |' + ' --- |' * len(amounts)]
     for m in methods:
         cells = []
-        for ratio in ratios:
-            vals = [r[key] for r in records
-                    if r['method'] == m and r['label_ratio'] == ratio
-                    and r.get(key) is not None]
-            cells.append(_mean_std(vals))
+        for amount in amounts:
+            vals = _values(records, m, amount.tag, key)
+            text = _mean_std(vals)
+            if vals and full:
+                text += f' [{statistics.mean(vals) / full:.2f} of full]'
+            cells.append(text)
         lines.append(f'| {m} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
 def difference_table(records: Sequence[dict], methods: Sequence[str],
-                     ratios: Sequence[float], reference: str = 'sup') -> str:
+                     amounts: Sequence[LabelAmount],
+                     reference: str = REFERENCE) -> str:
     """Markdown table: each method minus ``reference``, paired by seed.
 
     A cell reads ``+3.10 (+2.50), 2/3 seeds``: the mean over the seeds both
@@ -104,20 +141,19 @@ def difference_table(records: Sequence[dict], methods: Sequence[str],
     and on how many of those seeds the method's test mDice is higher. Empty
     when ``reference`` was not run.
     """
-    by_key = {(r['method'], r['label_ratio'], r['seed']): r for r in records}
+    by_key = {(r['method'], labels_of(r), r['seed']): r for r in records}
     others = [m for m in methods if m != reference]
     if reference not in methods or not others:
         return ''
-    ratios = sorted(ratios)
-    lines = ['| method | ' + ' | '.join(f'{format_pct(r)}%' for r in ratios)
-             + ' |', '| --- |' + ' --- |' * len(ratios)]
+    lines = ['| method | ' + ' | '.join(a.text for a in amounts) + ' |',
+             '| --- |' + ' --- |' * len(amounts)]
     for m in others:
         cells = []
-        for ratio in ratios:
-            pairs = [(r, by_key[(reference, ratio, r['seed'])])
+        for amount in amounts:
+            pairs = [(r, by_key[(reference, amount.tag, r['seed'])])
                      for r in records
-                     if r['method'] == m and r['label_ratio'] == ratio
-                     and (reference, ratio, r['seed']) in by_key]
+                     if r['method'] == m and labels_of(r) == amount.tag
+                     and (reference, amount.tag, r['seed']) in by_key]
             if not pairs:
                 cells.append('-')
                 continue
@@ -135,24 +171,23 @@ def difference_table(records: Sequence[dict], methods: Sequence[str],
 
 
 def per_class_table(records: Sequence[dict], methods: Sequence[str],
-                    ratios: Sequence[float]) -> str:
+                    amounts: Sequence[LabelAmount]) -> str:
     """Markdown table: mean Dice per class (rows) for each method and
-    ratio (columns), over the seeds run; classes absent from every test
-    volume of a seed are left out of that seed's mean."""
-    cols = [(m, r) for r in sorted(ratios) for m in methods
-            if any(x['method'] == m and x['label_ratio'] == r
+    labelled amount (columns), over the seeds run; classes absent from
+    every test volume of a seed are left out of that seed's mean."""
+    cols = [(m, a) for a in amounts for m in methods
+            if any(x['method'] == m and labels_of(x) == a.tag
                    for x in records)]
     classes = []
     for x in records:
         classes += [c for c in x['dice_per_class'] if c not in classes]
-    lines = ['| class | ' + ' | '.join(f'{m} {format_pct(r)}%'
-                                       for m, r in cols) + ' |',
-             '| --- |' + ' --- |' * len(cols)]
+    lines = ['| class | ' + ' | '.join(f'{m} {a.text}' for m, a in cols)
+             + ' |', '| --- |' + ' --- |' * len(cols)]
     for c in classes:
         cells = []
-        for m, r in cols:
+        for m, a in cols:
             vals = [x['dice_per_class'].get(c) for x in records
-                    if x['method'] == m and x['label_ratio'] == r]
+                    if x['method'] == m and labels_of(x) == a.tag]
             vals = [v for v in vals if v is not None]
             cells.append(f'{statistics.mean(vals):.1f}' if vals else '-')
         lines.append(f'| {c} | ' + ' | '.join(cells) + ' |')
@@ -168,42 +203,47 @@ def pseudo_label_table(records: Sequence[dict]) -> str:
     keys = ['pl_dice_teacher', 'pl_dice_vlm', 'pl_dice_fused',
             'pl_dice_masked', 'pl_mask_ratio']
     keys = [k for k in keys if any(k in x['pseudo_labels'] for x in rows)]
-    lines = ['| method | ratio | seed | ' + ' | '.join(
+    lines = ['| method | labels | seed | ' + ' | '.join(
         k[len('pl_'):] for k in keys) + ' |',
              '| --- | --- | --- |' + ' --- |' * len(keys)]
     for x in rows:
         pl = x['pseudo_labels']
         cells = [f'{100 * pl[k]:.1f}' if k in pl else '-' for k in keys]
-        lines.append(f'| {x["method"]} | {format_pct(x["label_ratio"])}% | '
+        lines.append(f'| {x["method"]} | {labels_of(x)} | '
                      f'{x["seed"]} | ' + ' | '.join(cells) + ' |')
     return '\n'.join(lines) + '\n'
 
 
-def plot_dice_vs_ratio(records: Sequence[dict], methods: Sequence[str],
+def plot_dice_vs_cases(records: Sequence[dict], methods: Sequence[str],
                        path: str) -> None:
-    """Dice (mean +- std over seeds) against the label ratio, per method;
-    written atomically."""
+    """Dice (mean +- std over seeds) against the number of labelled cases
+    (mean over seeds of each amount), per method, with full supervision as
+    a dashed line; written atomically."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(5.5, 4))
     for m in methods:
-        by_ratio = {}
+        by_amount: Dict[str, List[dict]] = {}
         for r in records:
             if r['method'] == m:
-                by_ratio.setdefault(r['label_ratio'], []).append(
-                    r['dice_mean'])
-        if not by_ratio:
+                by_amount.setdefault(labels_of(r), []).append(r)
+        if not by_amount:
             continue
-        xs = sorted(by_ratio)
-        means = [statistics.mean(by_ratio[x]) for x in xs]
-        stds = [statistics.stdev(by_ratio[x]) if len(by_ratio[x]) > 1 else 0
-                for x in xs]
-        ax.errorbar([100 * x for x in xs], means, yerr=stds, marker='o',
-                    capsize=3, label=m)
-    ax.set_xscale('log')
-    ax.set_xlabel('labelled cases (% of the training pool)')
+        points = sorted(
+            (statistics.mean(r['n_labelled_cases'] for r in rs),
+             [r['dice_mean'] for r in rs]) for rs in by_amount.values())
+        xs = [x for x, _ in points]
+        means = [statistics.mean(v) for _, v in points]
+        stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
+        ax.errorbar(xs, means, yerr=stds, marker='o', capsize=3, label=m)
+    full = full_reference(records)
+    if full is not None:
+        ax.axhline(full, color='grey', linestyle='--', linewidth=1,
+                   label='full supervision')
+    ax.set_xscale('log', base=2)
+    ax.set_xlabel('labelled cases')
     ax.set_ylabel('volume Dice (%)')
     ax.grid(alpha=0.3)
     ax.legend()
