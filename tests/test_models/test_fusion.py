@@ -102,3 +102,111 @@ def test_cutmix_moves_images_and_targets_together():
     assert mt['name'] == 'kept'
     same, (st, ) = cutmix(x, [t], prob=0.0)
     assert same is x and st is t
+
+
+# ------------------------------------------------- ReliabilityWeightedFusion
+def _expert_maps(teacher_labels, vlm_labels, k=3):
+    """Teacher probabilities 0.7 on its label (0.15 elsewhere), VLM maps 0.9
+    on its label (0.1 elsewhere), from label maps (1, H, W)."""
+    q_t = torch.full((1, k) + teacher_labels.shape[1:], 0.15)
+    q_t.scatter_(1, teacher_labels.unsqueeze(1), 0.7)
+    b = torch.full((1, k) + vlm_labels.shape[1:], 0.1)
+    b.scatter_(1, vlm_labels.unsqueeze(1), 0.9)
+    return q_t, b, vlm_labels
+
+
+def _columns(spec, width=8):
+    """A (1, 4, width) label map: ``spec`` maps class -> columns."""
+    lab = torch.zeros(1, 4, width, dtype=torch.long)
+    for k, cols in spec.items():
+        lab[..., cols] = k
+    return lab
+
+
+def test_largest_component_share_by_hand():
+    from cps4.models.utils import largest_component_share
+    lab = _columns({1: [0, 1, 6], 2: [3]})
+    lab[0, 0, 3] = 0  # class 2: 3 pixels, one column
+    largest, total = largest_component_share(lab, 4)
+    # class 1: columns 0-1 (8 px) and column 6 (4 px); class 3 absent
+    assert largest[1:].tolist() == [8, 3, 0]
+    assert total[1:].tolist() == [12, 3, 0]
+    # background: columns 2, 4, 5, 7 and the top pixel of column 3, which
+    # joins columns 2 and 4: one region of 13 px, and column 7 (4 px)
+    assert total[0] == 17 and largest[0] == 13
+    # 8-connectivity: pixels touching at a corner are one region
+    diagonal = torch.tensor([[[1, 0], [0, 1]]])
+    largest, total = largest_component_share(diagonal, 2)
+    assert largest[1] == total[1] == 2
+
+
+def test_reliability_fusion_is_the_teacher_where_the_teacher_is_better():
+    # teacher: class 1 and 2 one region each; VLM: class 2 split in two
+    teacher = _columns({1: [0, 1], 2: [4, 5]})
+    vlm = _columns({1: [0, 1], 2: [4, 6]})
+    q_t, b, lab = _expert_maps(teacher, vlm)
+    rule = MODELS.build(dict(type='ReliabilityWeightedFusion', momentum=0.0,
+                             min_pixels=4))
+    out = rule(q_t, b, lab)
+    assert torch.equal(out['probs'], q_t)  # exactly the base method
+    assert torch.equal(out['confidence'], q_t.max(1)[0])
+    assert float(out['log']['pl_vlm_weight']) == 0
+    # running reliabilities (teacher, VLM): class 2 shares 1.0 and 0.5
+    torch.testing.assert_close(rule.reliability[:, 1:],
+                               torch.tensor([[1.0, 1.0], [1.0, 0.5]]))
+
+
+def test_reliability_fusion_is_the_confidence_vote_where_the_vlm_is_better():
+    teacher = _columns({1: [0, 2], 2: [4, 6]})  # both classes split
+    vlm = _columns({1: [0, 1], 2: [4, 5]})
+    q_t, b, lab = _expert_maps(teacher, vlm)
+    rule = MODELS.build(dict(type='ReliabilityWeightedFusion',
+                             vlm_weight=4.0, margin=0.5, momentum=0.0,
+                             min_pixels=4))
+    out = rule(q_t, b, lab)
+    vote = MODELS.build(dict(type='ConfidenceWeightedFusion',
+                             vlm_weight=4.0))(q_t, b, lab)
+    torch.testing.assert_close(out['probs'], vote['probs'])
+    assert float(out['log']['pl_vlm_weight']) == 4.0
+
+
+def test_reliability_fusion_per_class_by_hand():
+    # class 1: both one region (gap 0 -> weight 0); class 2: teacher split
+    # (share 0.5), VLM one region (1.0): gap 0.5 = margin -> weight 4;
+    # background: mean of the foreground weights, 2
+    teacher = _columns({1: [0, 1], 2: [4, 6]})
+    vlm = _columns({1: [0, 1], 2: [4, 5]})
+    q_t, b, lab = _expert_maps(teacher, vlm)
+    rule = MODELS.build(dict(type='ReliabilityWeightedFusion',
+                             vlm_weight=4.0, margin=0.5, momentum=0.0,
+                             min_pixels=4))
+    out = rule(q_t, b, lab)
+    assert float(out['log']['pl_vlm_weight']) == 2.0  # mean of 0 and 4
+    # column 6: teacher says 2 (0.15, 0.15, 0.7), VLM says background
+    # (maps 0.9, 0.1, 0.1): c_t = 0.7, c_v = 0.9, q_v = (9, 1, 1) / 11
+    votes = torch.tensor([0.7 * 0.15 + 2 * 0.9 * 9 / 11,
+                          0.7 * 0.15 + 0 * 0.9 * 1 / 11,
+                          0.7 * 0.70 + 4 * 0.9 * 1 / 11])
+    torch.testing.assert_close(out['probs'][0, :, 0, 6],
+                               votes / votes.sum(), atol=1e-6, rtol=0)
+    assert out['probs'][0, :, 0, 6].argmax() == 0  # the VLM wins here
+    # column 1: both say class 1 -> class 1 stays
+    assert out['probs'][0, :, 0, 1].argmax() == 1
+
+
+def test_reliability_fusion_running_mean_and_unseen_classes():
+    rule = MODELS.build(dict(type='ReliabilityWeightedFusion',
+                             momentum=0.5, min_pixels=4))
+    vlm = _columns({1: [0, 1], 2: [4, 5]})
+    # batch 1: teacher class 2 split (0.5); batch 2: one region (1.0)
+    rule(*_expert_maps(_columns({1: [0, 1], 2: [4, 6]}), vlm))
+    rule(*_expert_maps(_columns({1: [0, 1], 2: [4, 5]}), vlm))
+    assert float(rule.reliability[0, 2]) == pytest.approx(0.75)
+    # batch 3: class 2 drawn by no expert -> its reliability is kept
+    rule(*_expert_maps(_columns({1: [0, 1]}), _columns({1: [0, 1]})))
+    assert float(rule.reliability[0, 2]) == pytest.approx(0.75)
+    # a class only the VLM draws scores 0 for the teacher
+    rule(*_expert_maps(_columns({1: [0, 1]}), vlm))
+    assert float(rule.reliability[0, 2]) == pytest.approx(0.375)
+    with pytest.raises(ValueError, match='margin'):
+        MODELS.build(dict(type='ReliabilityWeightedFusion', margin=0))

@@ -32,6 +32,7 @@ STRATEGIES = {
     'FixMatch': dict(pseudo_threshold=0.05, cutmix_prob=0.5),
     'UniMatch': dict(pseudo_threshold=0.05, cutmix_prob=0.5),
     'CrossPseudoSupervision': dict(cutmix_prob=0.5),
+    'BidirectionalCopyPaste': dict(),
 }
 
 
@@ -193,6 +194,19 @@ def test_build_target_thresholds_and_fuses():
     torch.testing.assert_close(maps['vlm'], labels)
     assert log['pl_agreement'] == pytest.approx(
         float((probs.argmax(1) == labels).float().mean()))
+
+
+def test_fusion_log_reaches_the_losses():
+    cfg = semi_cfg('MeanTeacher', cps4_vlm=tiny_vlm())
+    cfg['fusion'] = dict(type='ReliabilityWeightedFusion', min_pixels=1)
+    model = MODELS.build(cfg)
+    model.train()
+    inputs, samples = branch_batch()
+    losses = model.loss(inputs, samples)
+    weight = float(losses['pl_vlm_weight'])
+    assert 0 <= weight <= 10
+    # the running reliabilities of teacher and VLM, one per class
+    assert model.fusion.reliability.shape == (2, NUM_CLASSES)
 
 
 @pytest.mark.parametrize('strategy', ['FixMatch', 'CrossPseudoSupervision'])

@@ -20,9 +20,10 @@ class BaseFusion(nn.Module):
 
     The output is a distribution ``probs`` (B, K, H, W) whose argmax is the
     pseudo label, a ``confidence`` (B, H, W) in [0, 1] that the segmentor
-    thresholds with ``semi_train_cfg.pseudo_threshold``, and optionally a
+    thresholds with ``semi_train_cfg.pseudo_threshold``, optionally a
     boolean ``valid`` (B, H, W): pixels a rule rules out whatever the
-    threshold (0 included, as in Mean Teacher and CPS).
+    threshold (0 included, as in Mean Teacher and CPS), and optionally
+    ``log``, scalars the segmentor logs (names start with ``pl_``).
     """
 
     @staticmethod
@@ -34,7 +35,7 @@ class BaseFusion(nn.Module):
     def fuse(self, teacher_probs: Tensor, vlm_maps: Tensor,
              vlm_labels: Tensor) -> Dict[str, Tensor]:
         """Return ``dict(probs=..., confidence=...)``, optionally with
-        ``valid``."""
+        ``valid`` and ``log``."""
         raise NotImplementedError
 
     def forward(self, teacher_probs: Tensor, vlm_maps: Tensor,
@@ -48,8 +49,9 @@ class BaseFusion(nn.Module):
 
         Returns:
             dict[str, Tensor]: ``probs`` (B, K, H, W), ``confidence``
-            (B, H, W) and, where the rule excludes pixels, ``valid``
-            (B, H, W, bool).
+            (B, H, W), where the rule excludes pixels ``valid``
+            (B, H, W, bool), and where it has some ``log`` (dict of scalar
+            tensors).
         """
         if teacher_probs.shape != vlm_maps.shape:
             raise ValueError(

@@ -176,7 +176,7 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
             tuple[dict, dict, dict]: The fused target ``{probs, labels,
             weight}``, the label maps ``teacher``, ``vlm`` and ``fused``,
             and ``pl_agreement`` (share of pixels where teacher and VLM
-            agree).
+            agree) with what the fusion rule logs.
         """
         vlm_labels, vlm_maps, _ = experts
         fused = self.fusion(probs, vlm_maps, vlm_labels)
@@ -188,4 +188,5 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
         teacher_labels = probs.max(1).indices
         maps = dict(teacher=teacher_labels, vlm=vlm_labels, fused=labels)
         agreement = (teacher_labels == vlm_labels).float().mean()
-        return target, maps, dict(pl_agreement=agreement)
+        return target, maps, dict(pl_agreement=agreement,
+                                  **fused.get('log', {}))

@@ -13,7 +13,7 @@ from mmseg.utils import (ConfigType, OptConfigType, OptMultiConfig,
 from torch import Tensor
 
 from ...evaluation.functional import foreground_dice
-from ..ssl_strategies import SemiNetworks
+from ..ssl_strategies import LabelledBatch, SemiNetworks
 from ..utils import num_classes_of, rampup_factor
 
 _NETWORKS = ('student', 'teacher', 'peer')
@@ -39,6 +39,8 @@ class SemiBaseSegmentor(BaseSegmentor):
          │                            (CPS4SemiSegmentor: VLM fusion here)
          └─ loss_by_pseudo_labels   strategy.unsup_loss on the strong
                                     view(s) x unsup_weight x ramp-up(iter)
+                                    (+ the 'sup' images and labels when
+                                    the strategy uses_labelled, e.g. BCP)
 
     The strategy sees a :class:`SemiNetworks` view (networks, logits,
     probs, cutmix), never the segmentor. The teacher is a copy of the
@@ -153,7 +155,10 @@ class SemiBaseSegmentor(BaseSegmentor):
             strong = self._strong_views(multi_batch_inputs)
             targets, log = self.get_pseudo_labels(
                 weak, multi_batch_data_samples['unsup_teacher'])
-            losses.update(self.loss_by_pseudo_labels(strong, targets, weak))
+            labelled = self._labelled_batch(multi_batch_inputs,
+                                            multi_batch_data_samples)
+            losses.update(
+                self.loss_by_pseudo_labels(strong, targets, weak, labelled))
             losses.update(
                 {k: v for k, v in log.items() if not torch.isnan(v)})
         if not losses:
@@ -239,18 +244,39 @@ class SemiBaseSegmentor(BaseSegmentor):
         conf, labels = probs.max(1)
         return self._target(probs, labels, conf), dict(teacher=labels), {}
 
-    def loss_by_pseudo_labels(self, strong_inputs: List[Tensor],
-                              targets: List[dict],
-                              weak_inputs: Tensor) -> Dict[str, Tensor]:
+    def loss_by_pseudo_labels(
+            self,
+            strong_inputs: List[Tensor],
+            targets: List[dict],
+            weak_inputs: Tensor,
+            labelled: Optional[LabelledBatch] = None) -> Dict[str, Tensor]:
         """Unsupervised loss of the strategy, weighted and ramped up."""
+        extra = dict(labelled=labelled) if self.strategy.uses_labelled else {}
         raw = self.strategy.unsup_loss(self.networks, strong_inputs,
-                                       targets, weak_inputs)
+                                       targets, weak_inputs, **extra)
         weight = self.semi_train_cfg['unsup_weight'] * rampup_factor(
             self.semi_train_cfg['rampup_iters'])
         losses = {k: weight * v for k, v in raw.items()}
         losses['unsup_weight'] = torch.tensor(
             weight, device=weak_inputs.device)
         return losses
+
+    def _labelled_batch(self, multi_batch_inputs: Dict[str, Tensor],
+                        multi_batch_data_samples: Dict[str, SampleList]
+                        ) -> Optional[LabelledBatch]:
+        """The ``sup`` images and labels, for strategies that use them."""
+        if not self.strategy.uses_labelled:
+            return None
+        if 'sup' not in multi_batch_inputs:
+            raise KeyError(
+                f'{type(self.strategy).__name__} mixes labelled into '
+                "unlabelled images and needs the 'sup' branch in every "
+                'batch; the train dataloader must give labelled slices too.')
+        labels = torch.stack([
+            s.gt_sem_seg.data.squeeze(0)
+            for s in multi_batch_data_samples['sup']
+        ]).long()
+        return LabelledBatch(multi_batch_inputs['sup'], labels)
 
     def _strong_views(self, multi_batch_inputs: Dict[str, Tensor]
                       ) -> List[Tensor]:

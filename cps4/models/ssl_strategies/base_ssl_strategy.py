@@ -1,10 +1,10 @@
 """Interface every semi-supervised strategy implements."""
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import torch.nn.functional as F
 from torch import Tensor
 
-from .semi_networks import SemiNetworks
+from .semi_networks import LabelledBatch, SemiNetworks
 
 
 class BaseSSLStrategy:
@@ -25,17 +25,24 @@ class BaseSSLStrategy:
        built from those predictions, mixing images and targets with
        ``nets.cutmix`` (a no-op unless ``semi_train_cfg.cutmix_prob``).
 
+    A strategy that sets :attr:`uses_labelled` also gets the labelled half
+    of the batch in :meth:`unsup_loss` (``labelled``, a
+    :class:`LabelledBatch`), e.g. to paste labelled and unlabelled images
+    into each other; the others are called without it.
+
     Adding a method means one subclass in one file, registered in
     ``mmseg.registry.MODELS``, and a config selecting it with
     ``model.ssl_strategy=dict(type=...)``.
 
     Attributes:
         uses_unlabelled (bool): False skips steps 1 and 2 entirely.
+        uses_labelled (bool): :meth:`unsup_loss` gets ``labelled``.
         needs_peer (bool): The segmentor builds a second student ``peer``.
         strong_branches (tuple[str]): Branches holding strong views.
     """
 
     uses_unlabelled = True
+    uses_labelled = False
     needs_peer = False
     strong_branches = ('unsup_student', )
 
@@ -44,10 +51,18 @@ class BaseSSLStrategy:
         """Teacher softmax on the weak view: one map (B, K, H, W)."""
         return [nets.probs(nets.teacher, weak_inputs)]
 
-    def unsup_loss(self, nets: SemiNetworks, strong_inputs: List[Tensor],
+    def unsup_loss(self,
+                   nets: SemiNetworks,
+                   strong_inputs: List[Tensor],
                    targets: List[dict],
-                   weak_inputs: Tensor) -> Dict[str, Tensor]:
-        """Unweighted unsupervised loss terms (names start with ``loss_``)."""
+                   weak_inputs: Tensor,
+                   labelled: Optional[LabelledBatch] = None
+                   ) -> Dict[str, Tensor]:
+        """Unweighted unsupervised loss terms (names start with ``loss_``).
+
+        ``labelled`` is given only to strategies with
+        :attr:`uses_labelled`.
+        """
         raise NotImplementedError
 
     @staticmethod

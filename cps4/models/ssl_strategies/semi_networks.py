@@ -1,4 +1,6 @@
-"""What an SSL strategy may use: the networks and three functions."""
+"""What an SSL strategy may use: the networks and three functions, and,
+for strategies that mix labelled into unlabelled images, the labelled
+batch."""
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -49,3 +51,20 @@ class SemiNetworks:
         """CutMix of images and targets with :attr:`cutmix_prob` (see
         :func:`cps4.models.utils.cutmix`)."""
         return cutmix(inputs, targets, self.cutmix_prob)
+
+
+@dataclass(frozen=True)
+class LabelledBatch:
+    """The labelled half of a batch, as a strategy with ``uses_labelled``
+    gets it (e.g. bidirectional copy-paste, which pastes labelled and
+    unlabelled images into each other).
+
+    Attributes:
+        inputs (Tensor): Normalised images (B, C, H, W) of the ``sup``
+            branch.
+        labels (Tensor): Their ground truth (B, H, W), int64; 255 marks
+            ignored pixels.
+    """
+
+    inputs: Tensor
+    labels: Tensor

@@ -43,11 +43,21 @@ METHODS: Dict[str, Method] = {
     'fixmatch': Method(f'configs/ssl/fixmatch_{_SSL}.py'),
     'unimatch': Method(f'configs/ssl/unimatch_{_SSL}.py'),
     'cps': Method(f'configs/ssl/cps_{_SSL}.py'),
+    # bidirectional copy-paste (CVPR 2023), the 2D medical SSL baseline
+    'bcp': Method(f'configs/ssl/bcp_{_SSL}.py'),
     # CPS4 on Mean Teacher, the best baseline on the synthetic val cases,
     # with the VLM-weighted vote that the VB val cases chose over the
     # agreement rule (docs/results.md, SSL benchmark)
     'cps4': Method(f'configs/cps4/cps4-mean-teacher_{_SSL}_confidence.py',
                    stage1=True),
+    # variants on the way to the chosen one (docs/results.md): the VLM
+    # weight per class follows the more reliable expert, on Mean Teacher
+    # and on BCP; they share the stage-1 models of the cps4 cells
+    'cps4_reliability': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability.py',
+        stage1=True),
+    'cps4_bcp': Method(f'configs/cps4/cps4-bcp_{_SSL}_reliability.py',
+                       stage1=True),
 }
 
 
