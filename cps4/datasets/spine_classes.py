@@ -1,16 +1,43 @@
-"""The MRSpineSeg class list and the default class colours.
+"""The MRSpineSeg class list, the anatomical order of spine units and the
+default class colours.
 
 Shared by the dataset converters (class tables of converted datasets) and
 the synthetic spine generator, whose labels follow MRSpineSeg.
 """
 import colorsys
-from typing import List, Tuple
+from typing import List, Sequence, Tuple
 
 #: MRSpineSeg classes; ``MRSPINESEG_CLASSES[v]`` is the name of source value v.
 MRSPINESEG_CLASSES: Tuple[str, ...] = (
     'background', 'S', 'L5', 'L4', 'L3', 'L2', 'L1', 'T12', 'T11', 'T10', 'T9',
     'L5/S', 'L4/L5', 'L3/L4', 'L2/L3', 'L1/L2', 'T12/L1', 'T11/T12',
     'T10/T11', 'T9/T10')
+
+_VERTEBRAE = ([f'C{i}' for i in range(1, 8)] + [f'T{i}' for i in range(1, 13)]
+              + [f'L{i}' for i in range(1, 6)] + ['S'])
+
+#: Spine units from superior to inferior: vertebrae (``C1`` ... ``L5``,
+#: ``S``) with the disc between two neighbours (``T12/L1``, ``L5/S``).
+SPINE_ORDER: Tuple[str, ...] = tuple(
+    name for upper, lower in zip(_VERTEBRAE, _VERTEBRAE[1:] + [None])
+    for name in ((upper, ) if lower is None else (upper, f'{upper}/{lower}')))
+
+
+def anatomical_order(classes: Sequence[str]) -> List[int]:
+    """Indices of the classes that are spine units, superior first.
+
+    Args:
+        classes (Sequence[str]): Class names in label order.
+
+    Returns:
+        list[int]: Indices into ``classes`` of the names found in
+        :data:`SPINE_ORDER`, ordered from superior to inferior (empty when
+        none is).
+    """
+    rank = {name: i for i, name in enumerate(SPINE_ORDER)}
+    found = [i for i, c in enumerate(classes) if str(c) in rank]
+    return sorted(found, key=lambda i: rank[str(classes[i])])
+
 
 #: Fixed colours, background first; extended deterministically when needed.
 DEFAULT_PALETTE: Tuple[Tuple[int, int, int], ...] = (

@@ -255,3 +255,33 @@ def test_through_mmengine_evaluator():
         100 * (VOL_L1 + VOL_L2) / 2, abs=5e-3)
     assert res['vol/slice_mDice'] == pytest.approx(50.0)
     assert 'vol/mHD95' in res and 'vol/hd95_missing' in res
+
+
+def test_refiner_rewrites_predictions_from_their_logits():
+    """One slice, two bodies: both predicted L2, the upper one with L1 as
+    its second choice. The arg-max scores L1 0 and L2 2*8/(8+16); with the
+    order refiner the upper body becomes L1: both Dice 1."""
+    gt = np.zeros((12, 4), dtype=np.uint8)
+    gt[1:5], gt[7:11] = 1, 2
+    logits = torch.zeros(3, 12, 4)
+    logits[0] = 5.0  # background elsewhere
+    logits[:, 1:5] = torch.tensor([0.0, 2.0, 2.5]).view(3, 1, 1)
+    logits[:, 7:11] = torch.tensor([0.0, 0.0, 4.0]).view(3, 1, 1)
+    sample = make_sample('A', 0, logits.argmax(0).tolist(), gt.tolist(),
+                         n_slices=1)
+    sample['seg_logits'] = {'data': logits}
+    plain = VolumeDiceMetric()
+    plain.dataset_meta = dict(classes=CLASSES)
+    res = run_metric(plain, [sample])
+    assert res['Dice.L1'] == 0
+    assert res['Dice.L2'] == pytest.approx(100 * 16 / 24, abs=0.01)
+    init_default_scope('mmseg')
+    ordered = VolumeDiceMetric(
+        refiner=dict(type='AnatomicalOrderRefiner', min_pixels=4))
+    ordered.dataset_meta = dict(classes=CLASSES)
+    res = run_metric(ordered, [sample])
+    assert res['Dice.L1'] == pytest.approx(100.0)
+    assert res['Dice.L2'] == pytest.approx(100.0)
+    del sample['seg_logits']
+    with pytest.raises(KeyError, match='seg_logits'):
+        ordered.process({}, [sample])

@@ -209,6 +209,39 @@ def test_fusion_log_reaches_the_losses():
     assert model.fusion.reliability.shape == (2, NUM_CLASSES)
 
 
+def test_pseudo_label_refiner_rewrites_targets():
+    from cps4.datasets.spine_classes import MRSPINESEG_CLASSES
+    cfg = semi_cfg('MeanTeacher')
+    cfg['pseudo_label_refiner'] = dict(type='AnatomicalOrderRefiner',
+                                       min_pixels=4)
+    model = MODELS.build(cfg)
+    model.check_classes(MRSPINESEG_CLASSES)  # what NumClassCheckHook does
+    # two bodies called L4 (class 3), the upper one with L3 (class 4) as
+    # its second choice; L3 lies above L4
+    probs = torch.full((1, NUM_CLASSES, 16, 8), 0.01)
+    probs[0, 0] = 0.9
+    probs[0, :, 2:6, 2:6] = 0.01
+    probs[0, 3, 2:6, 2:6], probs[0, 4, 2:6, 2:6] = 0.6, 0.3
+    probs[0, :, 9:13, 2:6] = 0.01
+    probs[0, 3, 9:13, 2:6] = 0.8
+    labels = probs.argmax(1)
+    target = dict(probs=probs, labels=labels, weight=torch.ones(1, 16, 8))
+    refined, maps = model.refine_target(target, dict(teacher=labels))
+    assert int(refined['labels'][0, 3, 3]) == 4  # upper body: L3
+    assert int(refined['labels'][0, 10, 3]) == 3  # lower body: L4
+    # relabelled pixels get a one-hot soft target, the others keep theirs
+    assert torch.equal(refined['probs'][0, :, 3, 3],
+                       torch.eye(NUM_CLASSES)[4])
+    assert torch.equal(refined['probs'][0, :, 10, 3], probs[0, :, 10, 3])
+    assert torch.equal(maps['refined'], refined['labels'])
+    assert torch.equal(refined['weight'], target['weight'])
+    # in training, the refined map is logged next to the teacher's
+    model.train()
+    inputs, samples = branch_batch()
+    losses = model.loss(inputs, samples)
+    assert 'pl_dice_refined' in losses and 'pl_dice_teacher' in losses
+
+
 @pytest.mark.parametrize('strategy', ['FixMatch', 'CrossPseudoSupervision'])
 def test_get_pseudo_labels_runs_the_vlm_once(strategy):
     model = MODELS.build(

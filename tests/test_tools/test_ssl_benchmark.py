@@ -89,11 +89,25 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
+    # --order scores the finished cells with the anatomical-order
+    # post-process, on val and test, and trains nothing
+    log = run_bench(tiny_raw, work, extra=['--summary-only', '--order'])
+    assert 'training and testing' not in log
+    assert log.count('+order: Dice') == 3
+    order = json.loads(
+        (work / 'cells/cps4/2cases/seed0/order.json').read_text())
+    assert set(order) == {'val_dice', 'dice_mean', 'dice_per_class'}
+    assert '| cps4+order |' in (work / 'results.md').read_text()
     log = run_bench(tiny_raw, work)
     assert log.count('finished earlier') == 3
     assert 'training and testing' not in log
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
-    assert json.loads((work / 'results.json').read_text()) == records
+
+    def cell_rows():  # results.json also holds the +order rows now
+        rows = json.loads((work / 'results.json').read_text())
+        return [r for r in rows if not r['method'].endswith('+order')]
+
+    assert cell_rows() == records
     # the stage-1 time is the cell's, even when stage 1 was trained earlier
     assert records[1]['stage1_train_s'] == s1['train_s'] > 0
 
@@ -103,7 +117,7 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert 'training and testing' not in log
     assert '3 of 6 cells not finished' in log and 'cps4 2 cases seed 1' in log
     assert not (work / 'cells/sup/2cases/seed1').exists()
-    assert json.loads((work / 'results.json').read_text()) == records
+    assert cell_rows() == records
 
 
 def test_plan_cells_skips_ssl_at_full_labels():
@@ -413,3 +427,27 @@ def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
                          ['sup', 'mean_teacher'], [0.5], [0], 'tiny')
     with pytest.raises(ValueError, match='has a stage 1'):
         plain.run_stage1()
+
+
+def test_order_rows_join_the_tables(tiny_raw, tmp_path):
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['sup', 'mean_teacher'], [], [0, 1], 'tiny',
+                         labelled_cases=[2])
+    records = []
+    for cell, dice in zip(bench.cells, [50.0, 60.0, 55.0, 65.0]):
+        records.append(dict(method=cell.method, labels='2cases',
+                            label_ratio=None, seed=cell.seed,
+                            n_labelled_cases=2, dice_mean=dice,
+                            val_dice=dice, dice_per_class={}))
+        if cell.method == 'mean_teacher':  # scored with the order
+            folder = Path(cell.folder(bench.work_dir))
+            folder.mkdir(parents=True)
+            (folder / 'order.json').write_text(json.dumps(dict(
+                dice_mean=dice + 2, val_dice=dice + 1, dice_per_class={})))
+    bench._write(records)
+    table = (tmp_path / 'w/results.md').read_text()
+    assert '| mean_teacher+order | 62.00 +- 7.07 |' in table
+    assert '| mean_teacher+order | +7.00 (+6.00), 2/2 seeds |' in table
+    rows = json.loads((tmp_path / 'w/results.json').read_text())
+    assert [r['method'] for r in rows].count('mean_teacher+order') == 2
+    assert len(rows) == 6

@@ -83,6 +83,12 @@ def parse_args(argv=None):
     parser.add_argument('--stage1-only', action='store_true',
                         help='only train (or reuse) the stage-1 models the '
                         'cells of --methods need; a later run reuses them')
+    parser.add_argument(
+        '--order', action='store_true',
+        help='also score every finished cell with the anatomical-order '
+        'post-process (AnatomicalOrderRefiner) on its val and test cases: '
+        'rows METHOD+order; with --summary-only, scores the finished cells '
+        'without training')
     parser.add_argument('--summary-only', action='store_true',
                         help='only write results.json/.md and the plot from '
                         'the cells finished so far; train nothing')
@@ -100,7 +106,8 @@ def main(argv=None):
             args.label_ratios, args.seeds, args.schedule,
             test_root=args.test_root, classes=args.classes,
             prompt_file=args.prompt_file, cps4_config=args.cps4_config,
-            precision=args.precision, labelled_cases=args.labelled_cases)
+            precision=args.precision, labelled_cases=args.labelled_cases,
+            order=args.order)
         if args.summary_only:
             bench.summarize()
         elif args.configs_only:

@@ -16,7 +16,7 @@ from mmengine.structures import BaseDataElement
 from mmengine.utils import mkdir_or_exist
 from prettytable import PrettyTable
 
-from mmseg.registry import METRICS
+from mmseg.registry import METRICS, MODELS
 from ..functional import (aggregate_dice, dice_from_areas, hd95_per_class,
                           intersect_and_areas)
 
@@ -125,6 +125,11 @@ class VolumeDiceMetric(BaseMetric):
             (``self.last_case_results``) is written there as
             ``volume_metrics_per_case.csv`` and ``.json`` after each
             evaluation. Defaults to None.
+        refiner (dict, optional): Config of a post-process that rewrites
+            each slice's prediction from its ``seg_logits`` before scoring,
+            e.g. ``dict(type='AnatomicalOrderRefiner')`` (levels put in
+            anatomical order: the "+order" rows of the results); it gets
+            the classes of ``dataset_meta``. Defaults to None.
 
     Attributes:
         last_case_results (list[dict]): Set by :meth:`compute_metrics` (on
@@ -148,8 +153,11 @@ class VolumeDiceMetric(BaseMetric):
                  hd95: bool = False,
                  collect_device: str = 'cpu',
                  prefix: Optional[str] = None,
-                 output_dir: Optional[str] = None) -> None:
+                 output_dir: Optional[str] = None,
+                 refiner: Optional[dict] = None) -> None:
         super().__init__(collect_device=collect_device, prefix=prefix)
+        self.refiner = MODELS.build(refiner) if refiner else None
+        self._refiner_classes = None
         self.ignore_index = ignore_index
         self.include_background = include_background
         self.hd95 = hd95
@@ -182,6 +190,25 @@ class VolumeDiceMetric(BaseMetric):
                 f'PackSegInputs(meta_keys=(..., "case_id", "slice_idx", '
                 f'"n_slices", "spacing")).')
 
+    def _prediction(self, data_sample: dict) -> np.ndarray:
+        """The slice's prediction, rewritten by the refiner if one is set."""
+        if self.refiner is None:
+            return _to_numpy_map(data_sample['pred_sem_seg']['data'])
+        if 'seg_logits' not in data_sample:
+            raise KeyError('VolumeDiceMetric(refiner=...) needs the '
+                           "predictions' seg_logits, which the data sample "
+                           'does not hold')
+        classes = (self.dataset_meta or {}).get('classes')
+        if classes is None:
+            raise ValueError('VolumeDiceMetric(refiner=...) needs the class '
+                             'names of dataset_meta')
+        if self._refiner_classes != list(classes):
+            self.refiner.set_classes(classes)
+            self._refiner_classes = list(classes)
+        logits = torch.as_tensor(data_sample['seg_logits']['data'])
+        labels, _ = self.refiner(logits.float().softmax(0)[None])
+        return labels[0].cpu().numpy()
+
     # ------------------------------------------------------------------ #
     # BaseMetric interface
     # ------------------------------------------------------------------ #
@@ -199,7 +226,7 @@ class VolumeDiceMetric(BaseMetric):
             if isinstance(data_sample, BaseDataElement):
                 data_sample = data_sample.to_dict()
             self._check_meta(data_sample)
-            pred = _to_numpy_map(data_sample['pred_sem_seg']['data'])
+            pred = self._prediction(data_sample)
             gt = _to_numpy_map(data_sample['gt_sem_seg']['data'])
             if pred.shape != gt.shape:
                 raise ValueError(

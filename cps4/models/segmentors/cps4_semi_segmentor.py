@@ -147,7 +147,9 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
                     'they must match because the VLM reads the same tensors.')
 
     def check_classes(self, classes) -> None:
-        """Raise when the VLM's class prompts do not match the dataset."""
+        """Raise when the VLM's class prompts do not match the dataset;
+        hand the classes to the pseudo-label refiner."""
+        super().check_classes(classes)
         self.vlm.check_classes(classes)
 
     def train(self, mode: bool = True) -> 'CPS4SemiSegmentor':

@@ -4,6 +4,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 from mmengine.config import ConfigDict
 from mmengine.logging import MessageHub, print_log
 from mmseg.models.segmentors.base import BaseSegmentor
@@ -35,8 +36,10 @@ class SemiBaseSegmentor(BaseSegmentor):
          ├─ get_pseudo_labels       no grad, on the weak view 'unsup_teacher'
          │   ├─ expert_outputs        other experts, run once (CPS4: the VLM)
          │   ├─ strategy.teacher_probs  softmax of the teacher(s)
-         │   └─ build_target          labels, soft target, weight map
-         │                            (CPS4SemiSegmentor: VLM fusion here)
+         │   ├─ build_target          labels, soft target, weight map
+         │   │                        (CPS4SemiSegmentor: VLM fusion here)
+         │   └─ refine_target         optional pseudo_label_refiner, e.g.
+         │                            levels put in anatomical order
          └─ loss_by_pseudo_labels   strategy.unsup_loss on the strong
                                     view(s) x unsup_weight x ramp-up(iter)
                                     (+ the 'sup' images and labels when
@@ -64,6 +67,12 @@ class SemiBaseSegmentor(BaseSegmentor):
     ``semi_test_cfg.predict_on`` ('teacher' or 'student') chooses the
     network used by ``predict`` (validation, test, inference).
 
+    ``pseudo_label_refiner`` (e.g. ``dict(type='AnatomicalOrderRefiner')``)
+    rewrites every target after :meth:`build_target`: relabelled pixels get
+    the new label (and a one-hot soft target), pixels it rejects weight 0.
+    Its classes come from the training dataset (:meth:`check_classes`,
+    called by ``NumClassCheckHook``).
+
     Checkpoints hold ``student.*``, ``teacher.*`` (and ``peer.*``); loading
     a plain segmentor checkpoint fills every network with it.
 
@@ -74,6 +83,8 @@ class SemiBaseSegmentor(BaseSegmentor):
             ``dict(type='FixMatch')``.
         semi_train_cfg (dict, optional): See above.
         semi_test_cfg (dict, optional): See above.
+        pseudo_label_refiner (dict, optional): Config of a refiner of the
+            pseudo labels, see above. Defaults to None.
         data_preprocessor (dict, optional): Usually
             ``MultiBranchDataPreprocessor``.
         init_cfg (dict, optional): Initialisation config.
@@ -84,6 +95,7 @@ class SemiBaseSegmentor(BaseSegmentor):
                  ssl_strategy: ConfigType = dict(type='MeanTeacher'),
                  semi_train_cfg: OptConfigType = None,
                  semi_test_cfg: OptConfigType = None,
+                 pseudo_label_refiner: OptConfigType = None,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
@@ -117,6 +129,13 @@ class SemiBaseSegmentor(BaseSegmentor):
                              f"{self.semi_test_cfg['predict_on']!r}")
         self.num_classes = num_classes_of(self.student)
         self.teacher.requires_grad_(False)
+        self.refiner = (MODELS.build(pseudo_label_refiner)
+                        if pseudo_label_refiner else None)
+
+    def check_classes(self, classes) -> None:
+        """Hand the dataset's class names to the pseudo-label refiner."""
+        if self.refiner is not None:
+            self.refiner.set_classes(classes)
 
     @property
     def networks(self) -> SemiNetworks:
@@ -210,6 +229,8 @@ class SemiBaseSegmentor(BaseSegmentor):
                                                     weak_inputs)
         for i, probs in enumerate(teacher_probs):
             target, maps, extra_log = self.build_target(probs, experts)
+            if self.refiner is not None:
+                target, maps = self.refine_target(target, maps)
             targets.append(target)
             if i == 0:
                 gt = self._hidden_gt(weak_samples, target['labels'].shape[1:])
@@ -243,6 +264,23 @@ class SemiBaseSegmentor(BaseSegmentor):
         """
         conf, labels = probs.max(1)
         return self._target(probs, labels, conf), dict(teacher=labels), {}
+
+    def refine_target(self, target: dict, maps: Dict[str, Tensor]
+                      ) -> Tuple[dict, Dict[str, Tensor]]:
+        """Apply the pseudo-label refiner to a target.
+
+        Relabelled pixels take the refiner's label and a one-hot soft
+        target; the refiner's weight multiplies the target's. The refined
+        map is logged and drawn as ``refined``.
+        """
+        labels, keep = self.refiner(target['probs'])
+        changed = labels != target['labels']
+        one_hot = F.one_hot(labels, target['probs'].shape[1]).permute(
+            0, 3, 1, 2).to(target['probs'].dtype)
+        probs = torch.where(changed.unsqueeze(1), one_hot, target['probs'])
+        target = dict(target, probs=probs, labels=labels,
+                      weight=target['weight'] * keep)
+        return target, dict(maps, refined=labels)
 
     def loss_by_pseudo_labels(
             self,

@@ -1,5 +1,6 @@
 """The benchmark's driver, :class:`SSLBenchmark` (the steps it takes are
 listed in the package docstring)."""
+import json
 import os
 import os.path as osp
 import time
@@ -8,6 +9,7 @@ from typing import List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from cps4.datasets.spine_classes import anatomical_order
 from cps4.datasets.splits import load_split
 from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
@@ -15,7 +17,8 @@ from .data import choose_prompt_file, prepare_data
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import finished_records, write_results
-from .runs import dice_of, same_precision, train_test, val_record
+from .runs import (dice_of, order_scores, same_precision, train_test,
+                   val_record)
 from .schedules import PRECISIONS, SCHEDULES
 
 
@@ -45,6 +48,9 @@ class SSLBenchmark:
         labelled_cases (Sequence[int]): Numbers of labelled cases, the
             amounts the field reports label efficiency in (e.g. 1, 2, 4,
             8); columns before the ratios.
+        order (bool): Also score every finished cell with the
+            anatomical-order post-process, on its val and test cases (rows
+            ``METHOD+order``); needs classes with an anatomical order.
     """
 
     def __init__(self, work_dir: str, data_root: str, layout: str,
@@ -55,7 +61,8 @@ class SSLBenchmark:
                  prompt_file: Optional[str] = None,
                  cps4_config: Optional[str] = None,
                  precision: Optional[str] = None,
-                 labelled_cases: Sequence[int] = ()) -> None:
+                 labelled_cases: Sequence[int] = (),
+                 order: bool = False) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f'unknown schedule {schedule!r}; choose from '
                              f'{sorted(SCHEDULES)}')
@@ -68,6 +75,7 @@ class SSLBenchmark:
         self.methods = list(methods)
         self.ratios, self.labelled_cases = list(ratios), list(labelled_cases)
         self.amounts = LabelAmount.of(self.ratios, self.labelled_cases)
+        self.order = order
         if not self.amounts:
             raise ValueError('no labelled amount: give label ratios or '
                              'numbers of labelled cases')
@@ -105,6 +113,10 @@ class SSLBenchmark:
                 'test_dataloader.dataset.subset='
                 '[labelled,unlabelled,val,test]'
             ]
+        if self.order and len(anatomical_order(self.meta['classes'])) < 2:
+            raise ValueError(
+                f'--order: the classes {self.meta["classes"]} have no '
+                'anatomical order (fewer than two spine units)')
         if any(self.method_table[m].stage1 for m in self.methods):
             self.prompt = choose_prompt_file(self.meta['classes'],
                                              self.work_dir, self.prompt_file)
@@ -254,8 +266,48 @@ class SSLBenchmark:
                        f'{elapsed / ran * left / 60:.0f} min left')
             print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
                       logger='current')
-        write_results(self.work_dir, records, self.methods, self.amounts)
+        if self.order:
+            self.score_order(records)
+        self._write(records)
         return records
+
+    def score_order(self, records: List[dict]) -> None:
+        """The "+order" scores of finished cells (``order.json`` in each
+        cell, computed once; cells another process is scoring are left)."""
+        by_name = {(r['method'], r.get('labels'), r['seed']): r
+                   for r in records}
+        for i, cell in enumerate(self.cells, 1):
+            record = by_name.get((cell.method, cell.amount.tag, cell.seed))
+            if record is None:
+                continue
+            folder = cell.folder(self.work_dir)
+            out, state = run_locked(
+                osp.join(folder, 'order'), osp.join(folder, 'order.json'),
+                lambda: order_scores(folder, record, self.test_options))
+            if out is not None and state == 'done':
+                print_log(f'[{i}/{len(self.cells)}] {cell.name} +order: '
+                          f'Dice {out["dice_mean"]:.2f} (val '
+                          f'{out["val_dice"]:.2f})', logger='current')
+
+    def _write(self, records: List[dict]) -> None:
+        """Results with the "+order" rows of the cells that have them."""
+        rows, methods = list(records), list(self.methods)
+        for record in records:
+            if not record.get('labels'):
+                continue
+            path = osp.join(self.work_dir, 'cells', record['method'],
+                            record['labels'], f'seed{record["seed"]}',
+                            'order.json')
+            if not osp.isfile(path):
+                continue
+            with open(path) as f:
+                scores = json.load(f)
+            name = record['method'] + '+order'
+            rows.append(dict(record, method=name, pseudo_labels=None,
+                             **scores))
+            if name not in methods:
+                methods.append(name)
+        write_results(self.work_dir, rows, methods, self.amounts)
 
     def run_stage1(self) -> List[dict]:
         """Train the stage-1 models the cells need, and nothing else.
@@ -300,5 +352,8 @@ class SSLBenchmark:
                       f'finished, left out: {", ".join(missing)}',
                       logger='current', level=30)
         os.makedirs(self.work_dir, exist_ok=True)
-        write_results(self.work_dir, records, self.methods, self.amounts)
+        if self.order:
+            self.prepare()
+            self.score_order(records)
+        self._write(records)
         return records

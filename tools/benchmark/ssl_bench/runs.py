@@ -1,13 +1,14 @@
 """Train and test one benchmark run in its folder and read its numbers."""
 import os
 import os.path as osp
+import sys
 from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 
 from cps4.evaluation.functional import class_dice
 
-from .sweep import train_and_test, val_metrics
+from .sweep import run_logged, test_metrics, train_and_test, val_metrics
 from .schedules import REPO_ROOT
 
 #: The repository's ``tools/`` (``train.py``, ``test.py``).
@@ -56,3 +57,42 @@ def val_record(folder: str, predict_on: str) -> dict:
         return dict(val=None, val_dice=None)
     dice = val.get('mDice', val.get(f'{predict_on}/mDice'))
     return dict(val=val, val_dice=dice)
+
+
+#: ``--cfg-options`` of the "+order" scores: the anatomical-order
+#: post-process on every slice's prediction (HD95 off: only Dice is read).
+ORDER_OPTIONS = ('test_evaluator.hd95=False',
+                 'test_evaluator.refiner.type=AnatomicalOrderRefiner')
+
+
+def test_checkpoint(config: str, checkpoint: str, out_dir: str,
+                    options: Sequence[str]) -> dict:
+    """``tools/test.py`` of one checkpoint into ``out_dir`` (log
+    ``out_dir.log``); return its metrics."""
+    run_logged([sys.executable, osp.join(TOOLS_DIR, 'test.py'), config,
+                checkpoint, '--work-dir', out_dir, '--cfg-options',
+                *options], out_dir + '.log', cwd=str(REPO_ROOT))
+    return test_metrics(out_dir)
+
+
+def order_scores(cell_dir: str, record: dict,
+                 test_options: Sequence[str]) -> dict:
+    """Val and test scores of a finished cell with the anatomical-order
+    post-process (``AnatomicalOrderRefiner`` in the metric).
+
+    Val is scored on the split's val cases (``subset=val``) of the same
+    checkpoint, so a choice can be made on it; test as the cell's own test.
+
+    Returns:
+        dict: ``val_dice``, ``dice_mean`` and ``dice_per_class``.
+    """
+    config = osp.join(cell_dir, 'config.py')
+    val = test_checkpoint(
+        config, record['checkpoint'], osp.join(cell_dir, 'order_val'),
+        [*ORDER_OPTIONS, 'test_dataloader.dataset.subset=val'])
+    test = test_checkpoint(config, record['checkpoint'],
+                           osp.join(cell_dir, 'order_test'),
+                           [*ORDER_OPTIONS, *test_options])
+    dice, per_class = dice_of(test)
+    return dict(val_dice=val['mDice'], dice_mean=dice,
+                dice_per_class=per_class)
