@@ -242,6 +242,42 @@ def test_pseudo_label_refiner_rewrites_targets():
     assert 'pl_dice_refined' in losses and 'pl_dice_teacher' in losses
 
 
+def test_vlm_adabn_averages_the_unlabelled_batch_statistics():
+    cfg = semi_cfg('MeanTeacher', cps4_vlm=tiny_vlm())
+    cfg['vlm_adabn_iters'] = 2
+    model = MODELS.build(cfg)
+    model.train()
+    weights = {k: v.clone() for k, v in model.vlm.named_parameters()}
+    bn = next(m for m in model.vlm.modules()
+              if isinstance(m, torch.nn.BatchNorm2d))
+    seen = []
+    handle = bn.register_forward_hook(
+        lambda m, x, y: seen.append(x[0].mean((0, 2, 3))) if m.training
+        else None)
+    hub = MessageHub.get_current_instance()
+    a, b, c = (torch.randn(2, 1, 64, 64) + i for i in range(3))
+    try:
+        hub.update_info('iter', 0)
+        model.expert_outputs(a)
+        assert bn.num_batches_tracked == 1
+        torch.testing.assert_close(bn.running_mean, seen[0])
+        hub.update_info('iter', 1)
+        model.expert_outputs(b)
+        # a cumulative average of the two batches' means
+        torch.testing.assert_close(bn.running_mean, (seen[0] + seen[1]) / 2)
+        hub.update_info('iter', 2)  # adaptation over: statistics stay
+        model.expert_outputs(c)
+        assert bn.num_batches_tracked == 2 and len(seen) == 2
+    finally:
+        handle.remove()
+        hub.runtime_info.pop('iter', None)
+    assert not model.vlm.training and not bn.training
+    for k, v in model.vlm.named_parameters():
+        torch.testing.assert_close(v, weights[k], msg=k)
+    with pytest.raises(ValueError, match='vlm_adabn_iters'):
+        MODELS.build(dict(cfg, vlm_adabn_iters=-1))
+
+
 @pytest.mark.parametrize('strategy', ['FixMatch', 'CrossPseudoSupervision'])
 def test_get_pseudo_labels_runs_the_vlm_once(strategy):
     model = MODELS.build(

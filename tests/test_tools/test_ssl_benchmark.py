@@ -451,3 +451,23 @@ def test_order_rows_join_the_tables(tiny_raw, tmp_path):
     rows = json.loads((tmp_path / 'w/results.json').read_text())
     assert [r['method'] for r in rows].count('mean_teacher+order') == 2
     assert len(rows) == 6
+
+
+def test_stage1_template_and_one_template_per_work_dir(tiny_raw, tmp_path):
+    stride16 = ('configs/cps4/'
+                'cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px_token-stride16.py')
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['cps4'], [], [0], 'tiny', labelled_cases=[1],
+                         stage1_config=stride16)
+    bench.prepare()
+    cfg = bench._stage1_config(LabelAmount(cases=1), 0)
+    assert cfg.model.token_index == -2
+    assert cfg.train_dataloader.dataset.split == 'splits/seed0_1case.json'
+    # a stage-1 model of the default template is not reused
+    folder = Path(bench._stage1_folder(LabelAmount(cases=1), 0))
+    folder.mkdir(parents=True)
+    (folder / 'result.json').write_text(json.dumps(dict(
+        config='c.py', checkpoint='c.pth', dice_mean=1.0,
+        precision='fp32')))
+    with pytest.raises(ValueError, match='one --work-dir per stage-1'):
+        bench.stage1(LabelAmount(cases=1), 0)

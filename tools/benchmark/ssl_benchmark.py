@@ -74,6 +74,11 @@ def parse_args(argv=None):
                         help='template config of the cps4 method (default: '
                         'CPS4 on Mean Teacher)')
     parser.add_argument(
+        '--stage1-config',
+        help='template config of the stage-1 runs (default: '
+        'configs/cps4/cps4-vlm_r18_1xb4-1k_synthetic-5pct-128px.py); one '
+        '--work-dir per stage-1 template')
+    parser.add_argument(
         '--precision', choices=PRECISIONS,
         help='fp32, or bf16 (bfloat16 autocast + channels-last weights); '
         'default: the schedule\'s. One precision per --work-dir')
@@ -107,7 +112,7 @@ def main(argv=None):
             test_root=args.test_root, classes=args.classes,
             prompt_file=args.prompt_file, cps4_config=args.cps4_config,
             precision=args.precision, labelled_cases=args.labelled_cases,
-            order=args.order)
+            order=args.order, stage1_config=args.stage1_config)
         if args.summary_only:
             bench.summarize()
         elif args.configs_only:

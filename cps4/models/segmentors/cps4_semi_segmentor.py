@@ -12,6 +12,7 @@ from mmseg.registry import MODELS
 from mmseg.utils import ConfigType, OptConfigType, OptMultiConfig
 from torch import Tensor
 
+from ..utils import current_iter
 from .semi_base_segmentor import SemiBaseSegmentor
 
 
@@ -33,6 +34,14 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
     its weights are stored in this model's checkpoints, so a stage-2
     checkpoint is self-contained.
 
+    With ``vlm_adabn_iters`` > 0 the VLM's BatchNorm statistics, estimated
+    in stage 1 on the labelled slices only, are re-estimated on the weak
+    unlabelled views of the first ``vlm_adabn_iters`` iterations (AdaBN:
+    reset at iteration 0, then a cumulative average; the weights stay
+    frozen); its outputs always come from eval mode with the statistics
+    so far. The adapted statistics are saved with the model, so a resumed
+    run continues the average.
+
     Args:
         segmentor (dict): The student/teacher segmentor config.
         vlm (dict): The stage-1 model dict (``type='CPS4VLM'``, usually
@@ -44,8 +53,11 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
             model's.
         fusion (dict): Config of a fusion rule from
             :mod:`cps4.models.pseudo_label`. Defaults to ProductFusion.
-        ssl_strategy, semi_train_cfg, semi_test_cfg, data_preprocessor,
-        init_cfg: As in :class:`SemiBaseSegmentor`.
+        vlm_adabn_iters (int): Iterations whose unlabelled views
+            re-estimate the VLM's BatchNorm statistics (see above); 0
+            keeps the stage-1 statistics. Defaults to 0.
+        ssl_strategy, semi_train_cfg, semi_test_cfg, pseudo_label_refiner,
+        data_preprocessor, init_cfg: As in :class:`SemiBaseSegmentor`.
     """
 
     def __init__(self,
@@ -55,6 +67,8 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
                  ssl_strategy: ConfigType = dict(type='MeanTeacher'),
                  semi_train_cfg: OptConfigType = None,
                  semi_test_cfg: OptConfigType = None,
+                 pseudo_label_refiner: OptConfigType = None,
+                 vlm_adabn_iters: int = 0,
                  data_preprocessor: OptConfigType = None,
                  init_cfg: OptMultiConfig = None) -> None:
         super().__init__(
@@ -62,10 +76,15 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
             ssl_strategy=ssl_strategy,
             semi_train_cfg=semi_train_cfg,
             semi_test_cfg=semi_test_cfg,
+            pseudo_label_refiner=pseudo_label_refiner,
             data_preprocessor=data_preprocessor,
             init_cfg=init_cfg)
         self.vlm = self._build_vlm(copy.deepcopy(dict(vlm)))
         self.fusion = MODELS.build(fusion)
+        if vlm_adabn_iters < 0:
+            raise ValueError(f'vlm_adabn_iters must be >= 0, got '
+                             f'{vlm_adabn_iters}')
+        self.vlm_adabn_iters = int(vlm_adabn_iters)
 
     def _build_vlm(self, vlm: dict) -> nn.Module:
         if 'config' in vlm or 'checkpoint' in vlm:
@@ -163,7 +182,29 @@ class CPS4SemiSegmentor(SemiBaseSegmentor):
                        ) -> Tuple[Tensor, Tensor, Tensor]:
         """The VLM's unified labels, class maps and confidence on the weak
         view (run once per batch, also for two-student strategies)."""
+        it = current_iter() or 0
+        if self.training and it < self.vlm_adabn_iters:
+            self.adapt_vlm_statistics(weak_inputs, reset=it == 0)
         return self.vlm.unified_map(weak_inputs)
+
+    @torch.no_grad()
+    def adapt_vlm_statistics(self, inputs: Tensor, reset: bool) -> None:
+        """Fold the batch statistics of ``inputs`` into the running
+        statistics of every BatchNorm layer of the VLM (a cumulative
+        average; ``reset`` starts it afresh). Weights are not touched and
+        the VLM is back in eval mode afterwards."""
+        norms = [m for m in self.vlm.modules()
+                 if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        for m in norms:
+            if reset:
+                m.reset_running_stats()
+            m.momentum = None  # cumulative moving average
+            m.train()
+        try:
+            self.vlm._run(inputs)
+        finally:
+            for m in norms:
+                m.eval()
 
     def build_target(self, probs: Tensor,
                      experts: Tuple[Tensor, Tensor, Tensor]

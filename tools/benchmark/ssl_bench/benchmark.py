@@ -48,6 +48,10 @@ class SSLBenchmark:
         labelled_cases (Sequence[int]): Numbers of labelled cases, the
             amounts the field reports label efficiency in (e.g. 1, 2, 4,
             8); columns before the ratios.
+        stage1_config (str, optional): Template of the stage-1 runs
+            (default :data:`.methods.STAGE1_CONFIG`), e.g. a variant with
+            finer visual tokens; a work dir holds stage-1 models of one
+            template, so use one work dir per stage-1 variant.
         order (bool): Also score every finished cell with the
             anatomical-order post-process, on its val and test cases (rows
             ``METHOD+order``); needs classes with an anatomical order.
@@ -62,7 +66,8 @@ class SSLBenchmark:
                  cps4_config: Optional[str] = None,
                  precision: Optional[str] = None,
                  labelled_cases: Sequence[int] = (),
-                 order: bool = False) -> None:
+                 order: bool = False,
+                 stage1_config: Optional[str] = None) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f'unknown schedule {schedule!r}; choose from '
                              f'{sorted(SCHEDULES)}')
@@ -76,6 +81,7 @@ class SSLBenchmark:
         self.ratios, self.labelled_cases = list(ratios), list(labelled_cases)
         self.amounts = LabelAmount.of(self.ratios, self.labelled_cases)
         self.order = order
+        self.stage1_template = stage1_config or STAGE1_CONFIG
         if not self.amounts:
             raise ValueError('no labelled amount: give label ratios or '
                              'numbers of labelled cases')
@@ -130,7 +136,7 @@ class SSLBenchmark:
         return osp.join(self.work_dir, 'stage1', amount.tag, f'seed{seed}')
 
     def _stage1_config(self, amount: LabelAmount, seed: int) -> Config:
-        return cell_config(STAGE1_CONFIG, self.train_dir,
+        return cell_config(self.stage1_template, self.train_dir,
                            amount.split(seed), self.num_classes,
                            self.schedule, stage1=True,
                            prompt_file=self.prompt, precision=self.precision)
@@ -154,14 +160,23 @@ class SSLBenchmark:
                 self._stage1_config(amount, seed), folder, seed, [])
             dice, per_class = dice_of(metrics)
             return dict(config=osp.join(folder, 'config.py'),
+                        template=self.stage1_template,
                         checkpoint=ckpt, dice_mean=dice,
                         dice_per_class=per_class, train_s=round(train_s, 1),
                         test_s=round(test_s, 1), precision=self.precision,
                         val=val_metrics(folder))
 
-        return same_precision(
+        record, state = same_precision(
             self.precision,
             run_locked(folder, osp.join(folder, 'result.json'), run), folder)
+        # records written before the key was added used the default
+        template = (record or {}).get('template', STAGE1_CONFIG)
+        if record is not None and template != self.stage1_template:
+            raise ValueError(
+                f'{folder} was trained from {template}, not from '
+                f'{self.stage1_template}; use one --work-dir per stage-1 '
+                'template')
+        return record, state
 
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""

@@ -58,6 +58,14 @@ METHODS: Dict[str, Method] = {
         stage1=True),
     'cps4_bcp': Method(f'configs/cps4/cps4-bcp_{_SSL}_reliability.py',
                        stage1=True),
+    # ... with AdaBN of the VLM on the unlabelled views, and with the
+    # pseudo labels put in anatomical order
+    'cps4_reliability_adabn': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-adabn.py',
+        stage1=True),
+    'cps4_reliability_order': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-order.py',
+        stage1=True),
 }
 
 
