@@ -122,10 +122,10 @@ class BidirectionalCopyPaste(BaseSSLStrategy):
         logits = nets.logits(nets.student, torch.cat([x_in, x_out]))
         n_in = len(x_in)
         return dict(
-            loss_unsup_bcp_in=self._mixed_loss(logits[:n_in], y_in, gt_w_in,
-                                         pl_w_in),
-            loss_unsup_bcp_out=self._mixed_loss(logits[n_in:], y_out, gt_w_out,
-                                          pl_w_out))
+            loss_unsup_bcp_in=self._mixed_loss(logits[:n_in], y_in,
+                                               gt_w_in, pl_w_in),
+            loss_unsup_bcp_out=self._mixed_loss(logits[n_in:], y_out,
+                                                gt_w_out, pl_w_out))
 
     def _mixed_loss(self, logits: Tensor, labels: Tensor, gt_weight: Tensor,
                     pl_weight: Tensor) -> Tensor:
