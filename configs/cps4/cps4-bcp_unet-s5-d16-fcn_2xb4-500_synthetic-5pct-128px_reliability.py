@@ -10,4 +10,4 @@ _base_ = [
 model = dict(
     ssl_strategy=dict(
         type='BidirectionalCopyPaste', patch_ratio=2 / 3,
-        unlabelled_weight=0.5))
+        unlabelled_weight=0.5, pretrain_ratio=0.5))

@@ -133,3 +133,38 @@ def test_errors_name_the_fix():
                           torch.ones(4, 4, 4, dtype=torch.long))
     with pytest.raises(ValueError, match='crop both pipelines'):
         s.unsup_loss(nets, [], targets, weak, labelled=small)
+
+
+def test_pretraining_pastes_labelled_into_labelled_first():
+    """The first quarter of the run (iteration < 0.25 max_iters) mixes
+    labelled slices only; both regions are ground truth, weight 1."""
+    from mmengine.logging import MessageHub
+    s = BidirectionalCopyPaste(pretrain_ratio=0.25)
+    box = _box_rows_1_to_4(s)
+    inputs = torch.zeros(2, 1, H, W)
+    inputs[1] = 1.0  # labelled slice b shows 1, slice a 0
+    labels = torch.ones(2, H, W, dtype=torch.long)
+    labelled = LabelledBatch(inputs, labels)
+    weak = torch.full((2, 1, H, W), 5.0)
+    target = dict(labels=torch.zeros(2, H, W, dtype=torch.long),
+                  weight=torch.ones(2, H, W))
+    nets = RecordingNets(lambda x: torch.zeros(len(x), 2, H, W))
+    hub = MessageHub.get_current_instance()
+    try:
+        hub.update_info('max_iters', 100)
+        hub.update_info('iter', 24)
+        losses = s.unsup_loss(nets, [], [target], weak, labelled=labelled)
+        assert set(losses) == {'loss_unsup_bcp_pre'}
+        # slice a (0) with the box of slice b (1); no unlabelled pixel
+        assert torch.equal(nets.seen[-1][0, 0], box.float())
+        # two ground-truth regions of weight 1: 2 x (ln 2 + 0.6) / 2
+        assert float(losses['loss_unsup_bcp_pre']) == pytest.approx(
+            math.log(2) + 0.6, abs=1e-4)
+        hub.update_info('iter', 25)
+        losses = s.unsup_loss(nets, [], [target], weak, labelled=labelled)
+        assert set(losses) == {'loss_unsup_bcp_in', 'loss_unsup_bcp_out'}
+    finally:
+        hub.runtime_info.pop('iter', None)
+        hub.runtime_info.pop('max_iters', None)
+    with pytest.raises(ValueError, match='pretrain_ratio'):
+        BidirectionalCopyPaste(pretrain_ratio=1.0)
