@@ -164,11 +164,12 @@ class AnatomicalOrderRefiner:
         for i in range(n):
             new = best + skips[i]  # skip: the last level stays
             back[i] = np.arange(n_levels + 1)
-            # assign level j after a last level < j: running max of best
-            prefix = np.maximum.accumulate(best[:-1])
-            arg = np.array([int(np.argmax(best[:j + 1]))
-                            for j in range(n_levels)])
-            assign = prefix + scores[i]
+            # assign level j after a last level < j: the best state among
+            # best[:j + 1] (first one on ties), tracked as a running argmax
+            arg = np.zeros(n_levels, dtype=np.int64)
+            for j in range(1, n_levels):
+                arg[j] = j if best[j] > best[arg[j - 1]] else arg[j - 1]
+            assign = best[arg] + scores[i]
             better = assign > new[1:]
             new[1:] = np.where(better, assign, new[1:])
             back[i, 1:] = np.where(better, arg, back[i, 1:])

@@ -71,26 +71,21 @@ class ReliabilityWeightedFusion(BaseFusion):
         self.register_buffer('reliability', torch.empty(2, 0),
                              persistent=False)
 
-    def class_reliability(self, labels: Tensor, num_classes: int) -> Tensor:
-        """Share of each class's pixels in its largest component per slice
-        (K,), 0 for a class the map does not draw."""
-        largest, total = largest_component_share(labels, num_classes)
-        return (largest / total.clamp_min(1)).float()
-
     def update_reliability(self, teacher_labels: Tensor, vlm_labels: Tensor,
                            num_classes: int) -> Tensor:
         """Fold this batch into the running reliabilities; return them
-        (2, K): teacher, VLM."""
-        batch = torch.stack([
-            self.class_reliability(teacher_labels, num_classes),
-            self.class_reliability(vlm_labels, num_classes)
-        ])
-        counts = torch.stack([
-            torch.bincount(x.flatten().clamp(0, num_classes - 1).cpu(),
-                           minlength=num_classes)
-            for x in (teacher_labels, vlm_labels)
-        ])
-        seen = counts.max(0)[0] >= self.min_pixels
+        (2, K): teacher, VLM.
+
+        A class's batch reliability is the share of its pixels in its
+        largest component per slice (0 for a class the map does not draw);
+        it enters the running mean when either map draws at least
+        ``min_pixels`` of it.
+        """
+        largest, total = zip(*(largest_component_share(x, num_classes)
+                               for x in (teacher_labels, vlm_labels)))
+        total = torch.stack(total)
+        batch = (torch.stack(largest) / total.clamp_min(1)).float()
+        seen = total.max(0)[0] >= self.min_pixels
         running = self.reliability.cpu()
         if running.shape != (2, num_classes):
             running = torch.full((2, num_classes), float('nan'))

@@ -4,7 +4,7 @@ import json
 import os
 import os.path as osp
 import time
-from typing import List, Optional, Sequence, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
 from mmengine.logging import print_log
@@ -286,15 +286,21 @@ class SSLBenchmark:
         self._write(records)
         return records
 
-    def score_order(self, records: List[dict]) -> None:
-        """The "+order" scores of finished cells (``order.json`` in each
-        cell, computed once; cells another process is scoring are left)."""
+    def _cell_records(self, records: List[dict]
+                      ) -> Iterator[Tuple[int, Cell, dict]]:
+        """``(index, cell, record)`` of every cell with a record (records
+        written before amounts in cases, without ``labels``, have none)."""
         by_name = {(r['method'], r.get('labels'), r['seed']): r
                    for r in records}
         for i, cell in enumerate(self.cells, 1):
             record = by_name.get((cell.method, cell.amount.tag, cell.seed))
-            if record is None:
-                continue
+            if record is not None:
+                yield i, cell, record
+
+    def score_order(self, records: List[dict]) -> None:
+        """The "+order" scores of finished cells (``order.json`` in each
+        cell, computed once; cells another process is scoring are left)."""
+        for i, cell, record in self._cell_records(records):
             folder = cell.folder(self.work_dir)
             out, state = run_locked(
                 osp.join(folder, 'order'), osp.join(folder, 'order.json'),
@@ -307,12 +313,8 @@ class SSLBenchmark:
     def _write(self, records: List[dict]) -> None:
         """Results with the "+order" rows of the cells that have them."""
         rows, methods = list(records), list(self.methods)
-        for record in records:
-            if not record.get('labels'):
-                continue
-            path = osp.join(self.work_dir, 'cells', record['method'],
-                            record['labels'], f'seed{record["seed"]}',
-                            'order.json')
+        for _, cell, record in self._cell_records(records):
+            path = osp.join(cell.folder(self.work_dir), 'order.json')
             if not osp.isfile(path):
                 continue
             with open(path) as f:
