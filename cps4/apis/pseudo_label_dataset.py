@@ -90,13 +90,15 @@ def write_agreement_dataset(data_root: PathLike,
             elif info.get('label'):
                 for f in _slice_files(src, 'labels', case, n):
                     os.symlink(f, tmp / 'labels' / f.name)
+        pseudo = [c for c in subsets['unlabelled']
+                  if cases[c]['foreground_voxels'] > 0]
+        mean = float(np.mean(agreed_share)) if agreed_share else None
         write_json_atomic(tmp / 'meta.json', dict(
             meta, cases=cases, pseudo_labels=dict(
                 source_root=str(src), split=split,
                 experts=[[str(c), str(k)] for c, k in experts],
-                cases=sorted(subsets['unlabelled']))))
-        pseudo = [c for c in subsets['unlabelled']
-                  if cases[c]['foreground_voxels'] > 0]
+                cases=sorted(subsets['unlabelled']),
+                pseudo_labelled=sorted(pseudo), agreed_share=mean)))
         new_split = {k: v for k, v in subsets.items() if k != 'n_labelled'}
         new_split.update(labelled=sorted(subsets['labelled'] + pseudo),
                          unlabelled=sorted(set(subsets['unlabelled'])
@@ -110,10 +112,10 @@ def write_agreement_dataset(data_root: PathLike,
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    mean = float(np.mean(agreed_share)) if agreed_share else float('nan')
     print_log(f'{out}: {len(pseudo)} of {len(subsets["unlabelled"])} '
               f'unlabelled cases pseudo-labelled; the experts agree on '
-              f'{100 * mean:.1f}% of their pixels', logger='current')
+              f'{100 * (mean or 0.0):.1f}% of their pixels',
+              logger='current')
     return out
 
 

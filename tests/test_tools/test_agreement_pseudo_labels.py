@@ -80,6 +80,15 @@ def test_labels_where_the_experts_agree(experts, tiny_spine_root,
     assert out_meta['cases'][case]['label'] == 'pseudo'
     assert out_meta['classes'] == meta['classes']
     assert out_meta['pseudo_labels']['cases'] == sorted(split['unlabelled'])
+    assert out_meta['pseudo_labels']['pseudo_labelled'] == new[
+        'pseudo_labelled']
+    # the agreed share is the mean over unlabelled cases of the share of
+    # their pixels that are not 255
+    shares = [np.mean([(np.array(Image.open(f)) != 255).mean()
+                       for f in sorted((out / 'labels').glob(f'{c}_*.png'))])
+              for c in split['unlabelled']]
+    assert out_meta['pseudo_labels']['agreed_share'] == pytest.approx(
+        np.mean(shares))
     # the dataset class reads it: pseudo-labelled cases are labelled now
     from cps4.datasets import SpineSliceDataset
     ds = SpineSliceDataset(data_root=str(out),

@@ -471,3 +471,122 @@ def test_stage1_template_and_one_template_per_work_dir(tiny_raw, tmp_path):
         precision='fp32')))
     with pytest.raises(ValueError, match='one --work-dir per stage-1'):
         bench.stage1(LabelAmount(cases=1), 0)
+
+
+def test_second_vlm_round_learns_from_its_source_cell(tiny_raw, tmp_path,
+                                                      monkeypatch):
+    """``cps4_reliability_vlm2``: the round-1 VLM and the source cell of the
+    same split label the agreement dataset, stage 1 is trained again on it,
+    and the cell uses that VLM; every step runs once."""
+    from ssl_bench import benchmark as bench_module
+    one = LabelAmount(cases=1)
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['cps4_reliability_vlm2'], [], [0], 'tiny',
+                         labelled_cases=[1])
+    assert [c.method for c in bench.cells] == ['cps4_reliability_vlm2']
+    trained, agreements = [], []
+    bench.prepare()
+    s1_config = str(tmp_path / 's1/config.py')
+    (tmp_path / 's1').mkdir()
+    bench._stage1_config(one, 0).dump(s1_config)
+    monkeypatch.setattr(bench, 'stage1', lambda amount, seed: (dict(
+        config=s1_config, checkpoint='s1/iter_8.pth', train_s=10.0),
+        'cached'))
+
+    def fake_train_test(cfg, folder, seed, options):
+        trained.append((cfg, folder))
+        cfg.dump(str(Path(folder) / 'config.py'))  # as train_test does
+        return ({'mDice': 50.0, 'Dice.L1': 50.0}, f'{folder}/iter_8.pth',
+                7.0, 1.0)
+
+    def fake_agreement(data_root, split, out_dir, experts, log_path):
+        agreements.append((data_root, split, out_dir, experts))
+        Path(out_dir).mkdir(parents=True)
+        meta = json.loads((Path(data_root) / 'meta.json').read_text())
+        meta['pseudo_labels'] = dict(pseudo_labelled=['a', 'b'],
+                                     agreed_share=0.75)
+        (Path(out_dir) / 'meta.json').write_text(json.dumps(meta))
+        return 'splits/seed0_1case_agreement.json'
+
+    monkeypatch.setattr(bench_module, 'train_test', fake_train_test)
+    monkeypatch.setattr(bench_module, 'agreement_dataset', fake_agreement)
+    record, state = bench.run_cell(bench.cells[0])
+    assert state == 'done'
+    work = Path(bench.work_dir)
+    source = work / 'cells/cps4_reliability/1case/seed0'
+    round2 = work / 'stage1/1case/seed0_round2_cps4_reliability'
+    target = work / 'cells/cps4_reliability_vlm2/1case/seed0'
+    assert [f for _, f in trained] == [str(source), str(round2), str(target)]
+    # the source cell learns with the round-1 VLM
+    assert trained[0][0].model.vlm.init_cfg.checkpoint == 's1/iter_8.pth'
+    # its experts: the round-1 VLM and the source cell, on the split's
+    # unlabelled cases
+    assert agreements == [(bench.train_dir, 'splits/seed0_1case.json',
+                           str(round2 / 'data'),
+                           [(s1_config, 's1/iter_8.pth'),
+                            (str(source / 'config.py'),
+                             f'{source}/iter_8.pth')])]
+    # round 2 is the stage-1 template on the agreement dataset
+    s2_cfg = trained[1][0]
+    assert s2_cfg.train_dataloader.dataset.data_root == str(round2 / 'data')
+    assert s2_cfg.train_dataloader.dataset.split == (
+        'splits/seed0_1case_agreement.json')
+    assert s2_cfg.model.type == 'CPS4VLM'
+    # the cell uses the round-2 VLM, on the original data
+    cell_cfg = trained[2][0]
+    assert cell_cfg.model.vlm.init_cfg.checkpoint == f'{round2}/iter_8.pth'
+    assert cell_cfg.val_dataloader.dataset.data_root == bench.train_dir
+    assert str(round2 / 'data') not in cell_cfg.pretty_text
+    # its cost: round 1 and the source cell and round 2
+    assert record['stage1_train_s'] == 10.0 + 7.0 + 7.0
+    r2 = json.loads((round2 / 'result.json').read_text())
+    assert (r2['round'], r2['source'], r2['pseudo_labelled'],
+            r2['agreed_share']) == (2, 'cps4_reliability', 2, 0.75)
+    # everything is finished now: nothing runs again
+    assert bench.run_cell(bench.cells[0])[1] == 'cached'
+    assert bench.stage1_round2(one, 0, 'cps4_reliability')[1] == 'cached'
+    assert len(trained) == 3 and len(agreements) == 1
+
+
+def test_second_vlm_round_needs_stage1_methods():
+    with pytest.raises(ValueError, match='second VLM round'):
+        from ssl_bench import methods as m
+        table = dict(m.METHODS, bad=m.Method('x.py', stage1=True,
+                                             vlm_round2_from='mean_teacher'))
+        import unittest.mock
+        with unittest.mock.patch.dict(m.METHODS, table):
+            plan_cells(['bad'], [TWO], [0])
+
+
+@pytest.mark.slow
+def test_tiny_second_vlm_round_end_to_end(tiny_raw, tmp_path):
+    work = tmp_path / 'bench'
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/benchmark/ssl_benchmark.py'),
+         '--data-root', str(tiny_raw), '--layout', 'nnunet', '--methods',
+         'cps4_reliability_vlm2', '--labelled-cases', '2', '--label-ratios',
+         '', '--seeds', '0', '--schedule', 'tiny', '--work-dir', str(work)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    records = json.loads((work / 'results.json').read_text())
+    assert [(r['method'], r['labels']) for r in records] == [
+        ('cps4_reliability_vlm2', '2cases')]
+    round2 = work / 'stage1/2cases/seed0_round2_cps4_reliability'
+    r2 = json.loads((round2 / 'result.json').read_text())
+    assert r2['round'] == 2 and 0 <= r2['agreed_share'] <= 1
+    assert r2['val']['val_iter'] > 0 and 0 <= r2['dice_mean'] <= 100
+    split = json.loads((work / 'data/train/splits/seed0_2cases.json')
+                       .read_text())
+    new = json.loads((round2 / 'data/splits/seed0_2cases_agreement.json')
+                     .read_text())
+    assert new['val'] == split['val'] and new['test'] == split['test']
+    assert len(new['pseudo_labelled']) == r2['pseudo_labelled']
+    # every unlabelled case got an agreement label map
+    for case in split['unlabelled']:
+        labels = sorted((round2 / 'data/labels').glob(f'{case}_*.png'))
+        assert labels and not any(p.is_symlink() for p in labels)
+    cfg = Config.fromfile(
+        str(work / 'cells/cps4_reliability_vlm2/2cases/seed0/config.py'))
+    assert cfg.model.vlm.init_cfg.checkpoint == r2['checkpoint']
+    assert records[0]['stage1_train_s'] == pytest.approx(
+        r2['train_s'] + r2['earlier_train_s'])

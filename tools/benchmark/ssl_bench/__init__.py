@@ -12,8 +12,9 @@ The benchmark
    schedule file's keys (:mod:`.schedules`) set, so any converted dataset
    works with the same templates;
 3. trains stage 1 once per (amount, seed) for the methods that need it
-   (CPS4), then trains and tests every cell with ``tools/train.py`` and
-   ``tools/test.py``;
+   (CPS4; for a method with a second VLM round, also the source cell and
+   the round-2 VLM on the cases where the two agree), then trains and
+   tests every cell with ``tools/train.py`` and ``tools/test.py``;
 4. collects ``W/results.json`` (one record per cell), ``W/results.md``
    (mean +- std tables, each cell also as a fraction of full supervision)
    and ``W/dice_vs_cases.png`` (:mod:`.report`).

@@ -9,6 +9,7 @@ from typing import Iterator, List, Optional, Sequence, Tuple
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from cps4.datasets.meta import read_meta
 from cps4.datasets.spine_classes import anatomical_order
 from cps4.datasets.splits import load_split
 from .sweep import pseudo_label_summary, run_locked, val_metrics
@@ -17,8 +18,8 @@ from .data import choose_prompt_file, prepare_data
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import finished_records, write_results
-from .runs import (dice_of, order_scores, same_precision, train_test,
-                   val_record)
+from .runs import (agreement_dataset, dice_of, order_scores, same_precision,
+                   train_test, val_record)
 from .schedules import PRECISIONS, SCHEDULES
 
 
@@ -178,6 +179,70 @@ class SSLBenchmark:
                 'template')
         return record, state
 
+    def _round2_folder(self, amount: LabelAmount, seed: int,
+                       source: str) -> str:
+        return osp.join(self.work_dir, 'stage1', amount.tag,
+                        f'seed{seed}_round2_{source}')
+
+    def stage1_round2(self, amount: LabelAmount, seed: int,
+                      source: str) -> Tuple[Optional[dict], str]:
+        """Train (or reuse) the second-round VLM of one split.
+
+        The split's stage-1 VLM and the cell of method ``source`` (both
+        trained first when missing) label its unlabelled cases where they
+        agree (255 elsewhere; the hidden labels are never read); the same
+        stage-1 template is then trained on the labelled plus the agreed
+        cases, in ``stage1/<amount>/seed<S>_round2_<source>`` (the dataset
+        in its ``data/``). Its val and test scores are those of the
+        split's val and test cases, as for round 1.
+
+        Returns:
+            tuple: ``(record, state)`` as :meth:`stage1`; the record's
+            ``earlier_train_s`` is the training time of the round-1 VLM
+            and of the source cell.
+        """
+        folder = self._round2_folder(amount, seed, source)
+        result_path = osp.join(folder, 'result.json')
+        source_cell = Cell(source, amount, seed)
+        s1 = src = None
+        if not osp.isfile(result_path):
+            s1, _ = self.stage1(amount, seed)
+            if s1 is not None:
+                src, _ = self.run_cell(source_cell)
+            if src is None:  # another process is training one of them
+                return None, 'busy'
+
+        def run():
+            data_dir = osp.join(folder, 'data')
+            experts = [(s1['config'], s1['checkpoint']),
+                       (osp.join(source_cell.folder(self.work_dir),
+                                 'config.py'), src['checkpoint'])]
+            split = agreement_dataset(self.train_dir, amount.split(seed),
+                                      data_dir, experts,
+                                      osp.join(folder, 'agreement.log'))
+            cfg = cell_config(self.stage1_template, data_dir, split,
+                              self.num_classes, self.schedule, stage1=True,
+                              prompt_file=self.prompt,
+                              precision=self.precision)
+            metrics, ckpt, train_s, test_s = train_test(cfg, folder, seed,
+                                                        [])
+            dice, per_class = dice_of(metrics)
+            agreement = read_meta(data_dir)['pseudo_labels']
+            return dict(config=osp.join(folder, 'config.py'),
+                        template=self.stage1_template, round=2,
+                        source=source, experts=experts, split=split,
+                        pseudo_labelled=len(agreement['pseudo_labelled']),
+                        agreed_share=agreement['agreed_share'],
+                        checkpoint=ckpt, dice_mean=dice,
+                        dice_per_class=per_class, train_s=round(train_s, 1),
+                        test_s=round(test_s, 1),
+                        earlier_train_s=round(
+                            s1['train_s'] + src['train_s'], 1),
+                        precision=self.precision, val=val_metrics(folder))
+
+        return same_precision(self.precision,
+                              run_locked(folder, result_path, run), folder)
+
     def run_cell(self, cell: Cell) -> Tuple[Optional[dict], str]:
         """Train and test one cell; ``(record, state)``."""
         folder = cell.folder(self.work_dir)
@@ -185,13 +250,18 @@ class SSLBenchmark:
         method = self.method_table[cell.method]
         vlm, stage1_s = None, 0.0
         if method.stage1 and not osp.isfile(result_path):
-            s1, state = self.stage1(cell.amount, cell.seed)
+            if method.vlm_round2_from:
+                s1, state = self.stage1_round2(cell.amount, cell.seed,
+                                               method.vlm_round2_from)
+            else:
+                s1, state = self.stage1(cell.amount, cell.seed)
             if s1 is None:  # another process is training it: come back
                 return None, 'busy'
             vlm = (s1['config'], s1['checkpoint'])
             # the stage-1 model belongs to this cell's split, whichever
             # process trained it, so its time is part of the cell's cost
-            stage1_s = s1['train_s']
+            # (for a second VLM round: with the runs it was built from)
+            stage1_s = s1['train_s'] + s1.get('earlier_train_s', 0.0)
 
         def run():
             metrics, ckpt, train_s, test_s = train_test(
@@ -223,7 +293,8 @@ class SSLBenchmark:
         """Write the config of every stage-1 run and cell; train nothing.
 
         A CPS4 cell's config points at the checkpoint its stage-1 run will
-        write (``iter_<stage1_iters>.pth``). Useful to read what a cell
+        write (``iter_<stage1_iters>.pth``); the config of a second VLM
+        round is not written (its dataset needs a trained stage 2). Useful to read what a cell
         runs, or to time it with
         ``tools/analysis/profile_train_throughput.py``.
 
@@ -240,12 +311,15 @@ class SSLBenchmark:
 
         stage1_done = set()
         for cell in self.cells:
-            vlm = None
-            if self.method_table[cell.method].stage1:
+            vlm, method = None, self.method_table[cell.method]
+            if method.stage1:
                 folder = self._stage1_folder(cell.amount, cell.seed)
                 if folder not in stage1_done:
                     dump(self._stage1_config(cell.amount, cell.seed), folder)
                     stage1_done.add(folder)
+                if method.vlm_round2_from:  # its dataset needs stage 2 first
+                    folder = self._round2_folder(cell.amount, cell.seed,
+                                                 method.vlm_round2_from)
                 vlm = (osp.join(folder, 'config.py'),
                        osp.join(folder,
                                 f'iter_{self.schedule.stage1_iters}.pth'))
@@ -331,7 +405,8 @@ class SSLBenchmark:
 
         Lets the vision-text models of a sweep be pretrained apart from
         stage 2, e.g. side by side with the supervised cells; a later
-        :meth:`run` reuses them.
+        :meth:`run` reuses them. A second VLM round is not trained here:
+        it needs its source cell, so :meth:`run` trains it.
 
         Returns:
             list[dict]: The stage-1 records, one per split that needs one

@@ -25,11 +25,17 @@ class Method:
         predict_on (str): Network of an SSL method that predicts at test
             time; the student, chosen on the synthetic val cases, where the
             EMA teacher lags it at these schedule lengths.
+        vlm_round2_from (str, optional): A method with a stage 1 whose
+            cell of the same split, together with that split's stage-1
+            VLM, labels the unlabelled cases where the two agree; the VLM
+            is trained again on the labelled plus the agreed cases (a
+            self-training round) and this method's cells use that VLM.
     """
     config: str
     semi: bool = True
     stage1: bool = False
     predict_on: str = 'student'
+    vlm_round2_from: Optional[str] = None
 
 
 #: Methods by command-line name.
@@ -66,6 +72,11 @@ METHODS: Dict[str, Method] = {
     'cps4_reliability_order': Method(
         f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-order.py',
         stage1=True),
+    # ... with the VLM of a second stage-1 round, trained on the labelled
+    # cases plus the unlabelled ones where cps4_reliability and the VLM agree
+    'cps4_reliability_vlm2': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability.py',
+        stage1=True, vlm_round2_from='cps4_reliability'),
 }
 
 
@@ -154,6 +165,13 @@ def plan_cells(methods: Sequence[str], amounts: Sequence[LabelAmount],
     if unknown:
         raise ValueError(f'unknown method(s) {unknown}; choose from '
                          f'{sorted(METHODS)}')
+    for method in methods:
+        source = METHODS[method].vlm_round2_from
+        if source is not None and not (METHODS[method].stage1
+                                       and METHODS[source].stage1):
+            raise ValueError(f'{method}: a second VLM round needs a method '
+                             f'with a stage 1 and one to learn from, not '
+                             f'{source!r}')
     cells, notes = [], []
     for amount in amounts:
         for method in methods:

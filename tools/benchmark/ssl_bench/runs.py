@@ -2,6 +2,7 @@
 import os
 import os.path as osp
 import sys
+from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -96,3 +97,23 @@ def order_scores(cell_dir: str, record: dict,
     dice, per_class = dice_of(test)
     return dict(val_dice=val['mDice'], dice_mean=dice,
                 dice_per_class=per_class)
+
+
+def agreement_dataset(data_root: str, split: str, out_dir: str,
+                      experts: Sequence[Tuple[str, str]],
+                      log_path: str) -> str:
+    """Label the unlabelled cases of ``split`` where all ``experts`` agree
+    (``tools/dataset_converters/agreement_pseudo_labels.py``, a converted
+    dataset in ``out_dir``; log ``log_path``).
+
+    Returns:
+        str: The split of the new dataset, relative to ``out_dir``.
+    """
+    cmd = [sys.executable,
+           osp.join(TOOLS_DIR, 'dataset_converters',
+                    'agreement_pseudo_labels.py'),
+           data_root, split, out_dir, '--overwrite', '--no-progress']
+    for config, checkpoint in experts:
+        cmd += ['--expert', config, checkpoint]
+    run_logged(cmd, log_path, cwd=str(REPO_ROOT))
+    return f'splits/{Path(split).stem}_agreement.json'
