@@ -590,3 +590,24 @@ def test_tiny_second_vlm_round_end_to_end(tiny_raw, tmp_path):
     assert cfg.model.vlm.init_cfg.checkpoint == r2['checkpoint']
     assert records[0]['stage1_train_s'] == pytest.approx(
         r2['train_s'] + r2['earlier_train_s'])
+
+
+def test_stage1_models_are_tabulated(tiny_raw, tmp_path):
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['cps4', 'cps4_reliability_vlm2'], [], [0, 1],
+                         'tiny', labelled_cases=[2])
+    one = Path(bench._stage1_folder(TWO, 0))
+    two = Path(bench._round2_folder(TWO, 0, 'cps4_reliability'))
+    for folder, val, test in ((one, 60.0, 55.5), (two, 66.0, 61.25)):
+        folder.mkdir(parents=True)
+        (folder / 'result.json').write_text(json.dumps(dict(
+            dice_mean=test, val=dict(mDice=val), train_s=300.0)))
+    (one / 'adabn_val.json').write_text(json.dumps(dict(results=[
+        dict(mDice=60.0), dict(mDice=64.5)])))
+    bench._write([])
+    table = (tmp_path / 'w/results.md').read_text()
+    assert '## Stage 1: the VLM of each split' in table
+    assert '| 2cases | 0 | round 1 | 60.00 | 64.50 | 55.50 | 300.0 |' in table
+    assert ('| 2cases | 0 | round 2 from cps4_reliability | 66.00 | - | '
+            '61.25 | 300.0 |') in table
+    assert '| 2cases | 1 |' not in table  # seed 1 has no stage 1 yet

@@ -398,7 +398,39 @@ class SSLBenchmark:
                              **scores))
             if name not in methods:
                 methods.append(name)
-        write_results(self.work_dir, rows, methods, self.amounts)
+        write_results(self.work_dir, rows, methods, self.amounts,
+                      stage1=self._stage1_rows())
+
+    def _stage1_rows(self) -> List[dict]:
+        """The finished stage-1 models of this benchmark's splits (round 1
+        and second rounds), with their AdaBN val score where
+        ``adabn_val.json`` was written next to them."""
+        folders = []
+        for amount in self.amounts:
+            for seed in self.seeds:
+                folders.append((amount, seed, 'round 1',
+                                self._stage1_folder(amount, seed)))
+                for m in self.methods:
+                    source = self.method_table[m].vlm_round2_from
+                    if source:
+                        folders.append((amount, seed,
+                                        f'round 2 from {source}',
+                                        self._round2_folder(amount, seed,
+                                                            source)))
+        rows = []
+        for amount, seed, model, folder in folders:
+            path = osp.join(folder, 'result.json')
+            if not osp.isfile(path):
+                continue
+            row = dict(labels=amount.tag, seed=seed, model=model)
+            for key, name in (('record', 'result.json'),
+                              ('adabn', 'adabn_val.json')):
+                file = osp.join(folder, name)
+                if osp.isfile(file):
+                    with open(file) as f:
+                        row[key] = json.load(f)
+            rows.append(row)
+        return rows
 
     def run_stage1(self) -> List[dict]:
         """Train the stage-1 models the cells need, and nothing else.

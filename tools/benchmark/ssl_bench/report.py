@@ -55,9 +55,15 @@ def full_reference(records: Sequence[dict],
 
 
 def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
-                  amounts: Sequence[LabelAmount]) -> None:
+                  amounts: Sequence[LabelAmount],
+                  stage1: Sequence[dict] = ()) -> None:
     """``results.json``, ``results.md`` and ``dice_vs_cases.png`` of the
-    records in ``work_dir``; the main tables are also logged."""
+    records in ``work_dir``; the main tables are also logged.
+
+    Args:
+        stage1 (Sequence[dict]): Rows of :func:`stage1_table`, the stage-1
+            models of the splits (a section of ``results.md`` when given).
+    """
     write_json_atomic(osp.join(work_dir, 'results.json'), records)
     table = results_table(records, methods, amounts)
     shown = (
@@ -73,6 +79,11 @@ def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
         shown += '\n## Pseudo labels (last training iterations)\n\n' + pl
     per_class = ('\n## Dice per class (mean over seeds)\n\n'
                  + per_class_table(records, methods, amounts))
+    if stage1:
+        per_class += ('\n## Stage 1: the VLM of each split (mDice; AdaBN: '
+                      'val after re-estimating its BatchNorm statistics on '
+                      'the unlabelled slices, tools/analysis/adabn_eval.py)'
+                      '\n\n' + stage1_table(stage1))
     with atomic_file(osp.join(work_dir, 'results.md')) as tmp:
         with open(tmp, 'w') as f:
             f.write(table + shown + per_class)
@@ -80,6 +91,28 @@ def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
         plot_dice_vs_cases(records, methods,
                            osp.join(work_dir, 'dice_vs_cases.png'))
     print_log('\n' + table + shown, logger='current')
+
+
+def stage1_table(rows: Sequence[dict]) -> str:
+    """Markdown table of stage-1 models, one row each.
+
+    Args:
+        rows (Sequence[dict]): ``labels`` (amount tag), ``seed``, ``model``
+            (e.g. ``'round 1'``), ``record`` (the stage-1 ``result.json``)
+            and ``adabn`` (the ``adabn_eval.py`` JSON, or None).
+    """
+    lines = ['| labels | seed | model | val | val, AdaBN | test | '
+             'train s |', '| --- | --- | --- | --- | --- | --- | --- |']
+    for row in rows:
+        rec, adabn = row['record'], row.get('adabn')
+        val = (rec.get('val') or {}).get('mDice')
+        after = adabn['results'][-1]['mDice'] if adabn else None
+        lines.append(
+            f'| {row["labels"]} | {row["seed"]} | {row["model"]} | '
+            + ' | '.join('-' if v is None else f'{v:.2f}'
+                         for v in (val, after, rec.get('dice_mean')))
+            + f' | {rec.get("train_s", "-")} |')
+    return '\n'.join(lines) + '\n'
 
 
 def _mean_std(vals: Sequence[float]) -> str:
