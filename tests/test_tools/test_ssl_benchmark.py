@@ -439,18 +439,24 @@ def test_order_rows_join_the_tables(tiny_raw, tmp_path):
                             label_ratio=None, seed=cell.seed,
                             n_labelled_cases=2, dice_mean=dice,
                             val_dice=dice, dice_per_class={}))
+        folder = Path(cell.folder(bench.work_dir))
+        folder.mkdir(parents=True)
         if cell.method == 'mean_teacher':  # scored with the order
-            folder = Path(cell.folder(bench.work_dir))
-            folder.mkdir(parents=True)
             (folder / 'order.json').write_text(json.dumps(dict(
                 dice_mean=dice + 2, val_dice=dice + 1, dice_per_class={})))
+        else:  # scored after AdaBN
+            (folder / 'adabn.json').write_text(json.dumps(dict(
+                dice_mean=dice + 4, val_dice=dice + 3, dice_per_class={})))
     bench._write(records)
     table = (tmp_path / 'w/results.md').read_text()
     assert '| mean_teacher+order | 62.00 +- 7.07 |' in table
     assert '| mean_teacher+order | +7.00 (+6.00), 2/2 seeds |' in table
+    assert '| sup+adabn | 59.00 +- 7.07 |' in table
+    assert '| sup+adabn | +4.00 (+3.00), 2/2 seeds |' in table
     rows = json.loads((tmp_path / 'w/results.json').read_text())
     assert [r['method'] for r in rows].count('mean_teacher+order') == 2
-    assert len(rows) == 6
+    assert [r['method'] for r in rows].count('sup+adabn') == 2
+    assert len(rows) == 8
 
 
 def test_stage1_template_and_one_template_per_work_dir(tiny_raw, tmp_path):
@@ -611,3 +617,37 @@ def test_stage1_models_are_tabulated(tiny_raw, tmp_path):
     assert ('| 2cases | 0 | round 2 from cps4_reliability | 66.00 | - | '
             '61.25 | 300.0 |') in table
     assert '| 2cases | 1 |' not in table  # seed 1 has no stage 1 yet
+
+
+def test_adabn_scores_of_a_trained_cell(tiny_sup_config, tmp_path):
+    """A cell scored after AdaBN: statistics from its split's unlabelled
+    slices, the adapted checkpoint tested on val and test with
+    tools/test.py; the val figure is the one adabn_eval.py measured."""
+    from mmengine.runner import Runner
+    from ssl_bench.runs import adabn_scores
+    cfg = Config.fromfile(tiny_sup_config(tmp_path, 2, ckpt=2))
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.split = 'splits/seed0_25pct.json'
+    cell = tmp_path / 'cell'
+    cell.mkdir()
+    cfg.work_dir = str(cell)
+    cfg.dump(str(cell / 'config.py'))
+    Runner.from_cfg(cfg).train()
+    out = adabn_scores(str(cell), dict(checkpoint=str(cell / 'iter_2.pth')),
+                       [])
+    assert set(out) == {'val_dice', 'dice_mean', 'dice_per_class'}
+    measured = json.loads((cell / 'adabn/adabn_val.json').read_text())
+    assert out['val_dice'] == pytest.approx(
+        measured['results'][-1]['mDice'], abs=0.01)
+    assert 0 <= out['dice_mean'] <= 100
+    # the adapted checkpoint differs from the trained one only in the
+    # BatchNorm statistics
+    import torch
+    trained = torch.load(cell / 'iter_2.pth', weights_only=False)
+    adapted = torch.load(cell / 'adabn/adapted.pth', weights_only=False)
+    assert set(adapted['state_dict']) == set(trained['state_dict'])
+    changed = {k for k, v in adapted['state_dict'].items()
+               if not torch.equal(v, trained['state_dict'][k])}
+    assert changed and all(k.endswith(('running_mean', 'running_var',
+                                       'num_batches_tracked'))
+                           for k in changed)

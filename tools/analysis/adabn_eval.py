@@ -16,8 +16,10 @@ Example (the stage-1 VLM of one benchmark split)::
         --subset val --out-json W/stage1/1case/seed0/adabn_val.json
 """
 import argparse
+import os
 import time
 
+import torch
 from mmengine.config import DictAction
 from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
@@ -26,6 +28,7 @@ from prettytable import PrettyTable
 from cps4.apis import (adapt_batchnorm, build_test_dataset,
                        inference_dataset, init_model)
 from cps4.evaluation.functional import class_dice
+from cps4.utils.atomic_file import atomic_file
 from cps4.utils.fileio import write_json_atomic
 
 
@@ -45,6 +48,10 @@ def parse_args(argv=None):
     parser.add_argument('--out-json', help='write the results here')
     parser.add_argument('--no-progress', action='store_true',
                         help='no progress bars')
+    parser.add_argument('--save-checkpoint', metavar='PATH',
+                        help='also save the adapted model (weights and '
+                        'metadata of CHECKPOINT, the new statistics) for '
+                        'tools/test.py')
     parser.add_argument('--cfg-options', nargs='+', action=DictAction)
     return parser.parse_args(argv)
 
@@ -58,6 +65,16 @@ def evaluate(model, dataset, batch_size: int, progress: bool) -> dict:
                                             progress=progress):
         evaluator.process(samples, batch)
     return evaluator.evaluate(len(dataset))
+
+
+def save_adapted(model, checkpoint: str, path: str) -> None:
+    """Save ``model``'s state with the metadata of ``checkpoint``
+    (written next to ``path`` and renamed into place)."""
+    meta = torch.load(checkpoint, map_location='cpu',
+                      weights_only=False).get('meta', {})
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with atomic_file(path) as tmp:
+        torch.save(dict(meta=meta, state_dict=model.state_dict()), tmp)
 
 
 def image_dataset(cfg, subset: str):
@@ -99,6 +116,9 @@ def main(argv=None):
                 f'slices), {n} BatchNorm layers adapted:\n{table}\n'
                 f'AdaBN changes mDice by {delta:+.2f} points '
                 f'({time.time() - start:.0f} s)')
+    if args.save_checkpoint:
+        save_adapted(model, args.checkpoint, args.save_checkpoint)
+        logger.info(f'adapted model written to {args.save_checkpoint}')
     if args.out_json:
         write_json_atomic(args.out_json, dict(
             config=args.config, checkpoint=args.checkpoint,

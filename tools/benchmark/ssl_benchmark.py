@@ -94,6 +94,13 @@ def parse_args(argv=None):
         'post-process (AnatomicalOrderRefiner) on its val and test cases: '
         'rows METHOD+order; with --summary-only, scores the finished cells '
         'without training')
+    parser.add_argument(
+        '--adabn', action='store_true',
+        help='also score every finished cell (not full supervision) after '
+        're-estimating the BatchNorm statistics of its tested network on '
+        'its split\'s unlabelled slices (AdaBN, images only): rows '
+        'METHOD+adabn, on val and test; with --summary-only, without '
+        'training')
     parser.add_argument('--summary-only', action='store_true',
                         help='only write results.json/.md and the plot from '
                         'the cells finished so far; train nothing')
@@ -112,7 +119,8 @@ def main(argv=None):
             test_root=args.test_root, classes=args.classes,
             prompt_file=args.prompt_file, cps4_config=args.cps4_config,
             precision=args.precision, labelled_cases=args.labelled_cases,
-            order=args.order, stage1_config=args.stage1_config)
+            order=args.order, stage1_config=args.stage1_config,
+            adabn=args.adabn)
         if args.summary_only:
             bench.summarize()
         elif args.configs_only:

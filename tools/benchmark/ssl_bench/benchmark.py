@@ -18,9 +18,13 @@ from .data import choose_prompt_file, prepare_data
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import finished_records, write_results
-from .runs import (agreement_dataset, dice_of, order_scores, same_precision,
-                   train_test, val_record)
+from .runs import (adabn_scores, agreement_dataset, dice_of, order_scores,
+                   same_precision, train_test, val_record)
 from .schedules import PRECISIONS, SCHEDULES
+
+#: Test-time post-processes a finished cell can be scored with (rows
+#: ``METHOD+<name>``), in table order.
+POST_PROCESSES = ('order', 'adabn')
 
 
 class SSLBenchmark:
@@ -56,6 +60,9 @@ class SSLBenchmark:
         order (bool): Also score every finished cell with the
             anatomical-order post-process, on its val and test cases (rows
             ``METHOD+order``); needs classes with an anatomical order.
+        adabn (bool): Also score every finished cell that has unlabelled
+            cases after AdaBN of its tested network on them (rows
+            ``METHOD+adabn``, val and test).
     """
 
     def __init__(self, work_dir: str, data_root: str, layout: str,
@@ -68,7 +75,8 @@ class SSLBenchmark:
                  precision: Optional[str] = None,
                  labelled_cases: Sequence[int] = (),
                  order: bool = False,
-                 stage1_config: Optional[str] = None) -> None:
+                 stage1_config: Optional[str] = None,
+                 adabn: bool = False) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f'unknown schedule {schedule!r}; choose from '
                              f'{sorted(SCHEDULES)}')
@@ -81,7 +89,7 @@ class SSLBenchmark:
         self.methods = list(methods)
         self.ratios, self.labelled_cases = list(ratios), list(labelled_cases)
         self.amounts = LabelAmount.of(self.ratios, self.labelled_cases)
-        self.order = order
+        self.order, self.adabn = order, adabn
         self.stage1_template = stage1_config or STAGE1_CONFIG
         if not self.amounts:
             raise ValueError('no labelled amount: give label ratios or '
@@ -355,8 +363,7 @@ class SSLBenchmark:
                        f'{elapsed / ran * left / 60:.0f} min left')
             print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({msg})',
                       logger='current')
-        if self.order:
-            self.score_order(records)
+        self.score_post_processes(records)
         self._write(records)
         return records
 
@@ -371,33 +378,43 @@ class SSLBenchmark:
             if record is not None:
                 yield i, cell, record
 
-    def score_order(self, records: List[dict]) -> None:
-        """The "+order" scores of finished cells (``order.json`` in each
-        cell, computed once; cells another process is scoring are left)."""
-        for i, cell, record in self._cell_records(records):
-            folder = cell.folder(self.work_dir)
-            out, state = run_locked(
-                osp.join(folder, 'order'), osp.join(folder, 'order.json'),
-                lambda: order_scores(folder, record, self.test_options))
-            if out is not None and state == 'done':
-                print_log(f'[{i}/{len(self.cells)}] {cell.name} +order: '
-                          f'Dice {out["dice_mean"]:.2f} (val '
-                          f'{out["val_dice"]:.2f})', logger='current')
+    def score_post_processes(self, records: List[dict]) -> None:
+        """The "+order" and "+adabn" scores of finished cells, as asked
+        (``order.json`` / ``adabn.json`` in each cell, computed once; cells
+        another process is scoring are left). AdaBN needs unlabelled
+        cases, so full-supervision cells get none."""
+        for name in POST_PROCESSES:
+            if not getattr(self, name):
+                continue
+            score = dict(order=order_scores, adabn=adabn_scores)[name]
+            for i, cell, record in self._cell_records(records):
+                if name == 'adabn' and cell.amount.full:
+                    continue
+                folder = cell.folder(self.work_dir)
+                out, state = run_locked(
+                    osp.join(folder, name), osp.join(folder, f'{name}.json'),
+                    lambda: score(folder, record, self.test_options))
+                if out is not None and state == 'done':
+                    print_log(f'[{i}/{len(self.cells)}] {cell.name} +{name}:'
+                              f' Dice {out["dice_mean"]:.2f} (val '
+                              f'{out["val_dice"]:.2f})', logger='current')
 
     def _write(self, records: List[dict]) -> None:
-        """Results with the "+order" rows of the cells that have them."""
+        """Results with the "+order" / "+adabn" rows of the cells that
+        have them."""
         rows, methods = list(records), list(self.methods)
-        for _, cell, record in self._cell_records(records):
-            path = osp.join(cell.folder(self.work_dir), 'order.json')
-            if not osp.isfile(path):
-                continue
-            with open(path) as f:
-                scores = json.load(f)
-            name = record['method'] + '+order'
-            rows.append(dict(record, method=name, pseudo_labels=None,
-                             **scores))
-            if name not in methods:
-                methods.append(name)
+        for name in POST_PROCESSES:
+            for _, cell, record in self._cell_records(records):
+                path = osp.join(cell.folder(self.work_dir), f'{name}.json')
+                if not osp.isfile(path):
+                    continue
+                with open(path) as f:
+                    scores = json.load(f)
+                row = f'{record["method"]}+{name}'
+                rows.append(dict(record, method=row, pseudo_labels=None,
+                                 **scores))
+                if row not in methods:
+                    methods.append(row)
         write_results(self.work_dir, rows, methods, self.amounts,
                       stage1=self._stage1_rows())
 
@@ -476,8 +493,8 @@ class SSLBenchmark:
                       f'finished, left out: {", ".join(missing)}',
                       logger='current', level=30)
         os.makedirs(self.work_dir, exist_ok=True)
-        if self.order:
+        if self.order or self.adabn:
             self.prepare()
-            self.score_order(records)
+            self.score_post_processes(records)
         self._write(records)
         return records

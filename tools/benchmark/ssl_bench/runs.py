@@ -117,3 +117,35 @@ def agreement_dataset(data_root: str, split: str, out_dir: str,
         cmd += ['--expert', config, checkpoint]
     run_logged(cmd, log_path, cwd=str(REPO_ROOT))
     return f'splits/{Path(split).stem}_agreement.json'
+
+
+def adabn_scores(cell_dir: str, record: dict,
+                 test_options: Sequence[str]) -> dict:
+    """Val and test scores of a finished cell after AdaBN: the BatchNorm
+    statistics of its tested network re-estimated on the images of its
+    split's unlabelled slices (``tools/analysis/adabn_eval.py``, which
+    saves ``cell_dir/adabn/adapted.pth``), then ``tools/test.py`` on the
+    val cases and as the cell's own test.
+
+    Returns:
+        dict: ``val_dice``, ``dice_mean`` and ``dice_per_class``.
+    """
+    config = osp.join(cell_dir, 'config.py')
+    out = osp.join(cell_dir, 'adabn')
+    checkpoint = osp.join(out, 'adapted.pth')
+    os.makedirs(out, exist_ok=True)
+    run_logged([sys.executable,
+                osp.join(TOOLS_DIR, 'analysis', 'adabn_eval.py'), config,
+                record['checkpoint'], '--stats-subset', 'unlabelled',
+                '--subset', 'val', '--no-progress', '--out-json',
+                osp.join(out, 'adabn_val.json'), '--save-checkpoint',
+                checkpoint], osp.join(out, 'adabn_eval.log'),
+               cwd=str(REPO_ROOT))
+    val = test_checkpoint(config, checkpoint, osp.join(out, 'val'),
+                          ['test_evaluator.hd95=False',
+                           'test_dataloader.dataset.subset=val'])
+    test = test_checkpoint(config, checkpoint, osp.join(out, 'test'),
+                           ['test_evaluator.hd95=False', *test_options])
+    dice, per_class = dice_of(test)
+    return dict(val_dice=val['mDice'], dice_mean=dice,
+                dice_per_class=per_class)
