@@ -20,6 +20,7 @@ import torch
 import torch.nn as nn
 from mmengine.config import Config
 from mmengine.dataset import pseudo_collate
+from mmengine.evaluator import Evaluator
 from mmengine.runner.amp import autocast
 from mmengine.utils import ProgressBar
 
@@ -77,3 +78,30 @@ def inference_dataset(model: nn.Module,
                     bar.update()
     if bar is not None:
         bar.file.write('\n')
+
+
+def evaluate_dataset(model: nn.Module,
+                     dataset,
+                     metric: Optional[dict] = None,
+                     batch_size: int = 8,
+                     progress: bool = True) -> dict:
+    """Score ``model`` on every item of ``dataset`` with one metric.
+
+    Args:
+        model (nn.Module): From :func:`~cps4.apis.init_model`.
+        dataset: From :func:`build_test_dataset`.
+        metric (dict, optional): Metric config; defaults to
+            ``dict(type='VolumeDiceMetric')``, the metric of ``tools/test.py``.
+        batch_size (int): Items per forward pass.
+        progress (bool): Show a progress bar.
+
+    Returns:
+        dict: The metric's results (``mDice``, ``Dice.<class>``, ...).
+    """
+    evaluator = Evaluator(metric or dict(type='VolumeDiceMetric'))
+    evaluator.dataset_meta = dataset.metainfo
+    for batch, samples in inference_dataset(model, dataset,
+                                            batch_size=batch_size,
+                                            progress=progress):
+        evaluator.process(samples, batch)
+    return evaluator.evaluate(len(dataset))

@@ -105,11 +105,11 @@ def test_adabn_eval_tool(tiny_sup_config, tmp_path):
     assert result['delta'] == pytest.approx(
         after['mDice'] - before['mDice'], abs=0.01)
     # the trained row is the model as trained: evaluate it again by hand
-    from cps4.apis import build_test_dataset, init_model
+    from cps4.apis import build_test_dataset, evaluate_dataset, init_model
     model = init_model(str(cfg_path), str(tmp_path / 'iter_2.pth'))
     dataset = build_test_dataset(model.cfg, 'val')
-    assert tool.evaluate(model, dataset, 8, False)['mDice'] == before[
-        'mDice']
+    assert evaluate_dataset(model, dataset, tool.METRIC, 8,
+                            False)['mDice'] == before['mDice']
     # the statistics dataset reads no label
     stats = tool.image_dataset(model.cfg, 'test')
     assert 'gt_sem_seg' not in stats[0]['data_samples']

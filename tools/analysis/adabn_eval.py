@@ -21,12 +21,11 @@ import time
 
 import torch
 from mmengine.config import DictAction
-from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
 from prettytable import PrettyTable
 
 from cps4.apis import (adapt_batchnorm, build_test_dataset,
-                       inference_dataset, init_model)
+                       evaluate_dataset, init_model)
 from cps4.evaluation.functional import class_dice
 from cps4.utils.atomic_file import atomic_file
 from cps4.utils.fileio import write_json_atomic
@@ -56,15 +55,8 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def evaluate(model, dataset, batch_size: int, progress: bool) -> dict:
-    """Volume Dice of ``model`` on ``dataset`` (``VolumeDiceMetric``)."""
-    evaluator = Evaluator(dict(type='VolumeDiceMetric', hd95=False))
-    evaluator.dataset_meta = dataset.metainfo
-    for batch, samples in inference_dataset(model, dataset,
-                                            batch_size=batch_size,
-                                            progress=progress):
-        evaluator.process(samples, batch)
-    return evaluator.evaluate(len(dataset))
+#: The metric of the scores: volume Dice, as tools/test.py (no HD95).
+METRIC = dict(type='VolumeDiceMetric', hd95=False)
 
 
 def save_adapted(model, checkpoint: str, path: str) -> None:
@@ -97,13 +89,15 @@ def main(argv=None):
     rows = []
     start = time.time()
     progress = not args.no_progress
-    before = evaluate(model, dataset, args.batch_size, progress)
+    before = evaluate_dataset(model, dataset, METRIC, args.batch_size,
+                              progress)
     rows.append(dict(statistics='trained', mDice=before['mDice'],
                      dice_per_class=class_dice(before)))
     logger.info(f'adapting the BatchNorm statistics on {len(stats)} '
                 f'{args.stats_subset} slices')
     n = adapt_batchnorm(model, stats, args.batch_size, progress)
-    after = evaluate(model, dataset, args.batch_size, progress)
+    after = evaluate_dataset(model, dataset, METRIC, args.batch_size,
+                             progress)
     rows.append(dict(statistics=f'AdaBN on {args.stats_subset}',
                      mDice=after['mDice'], dice_per_class=class_dice(after)))
     table = PrettyTable(['BatchNorm statistics', 'mDice'] + classes)

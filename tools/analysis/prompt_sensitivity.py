@@ -18,11 +18,10 @@ import os.path as osp
 import time
 
 from mmengine.config import DictAction
-from mmengine.evaluator import Evaluator
 from mmengine.logging import MMLogger
 from prettytable import PrettyTable
 
-from cps4.apis import build_test_dataset, inference_dataset, init_model
+from cps4.apis import build_test_dataset, evaluate_dataset, init_model
 from cps4.models.prompts import load_prompt_variants, prompt_variant
 from cps4.utils.fileio import write_json_atomic
 from cps4.evaluation.functional import class_dice
@@ -43,17 +42,6 @@ def parse_args():
     return parser.parse_args()
 
 
-def evaluate(model, dataset, batch_size: int, progress: bool = True) -> dict:
-    """Volume Dice of ``model`` on ``dataset`` (``VolumeDiceMetric``)."""
-    evaluator = Evaluator(dict(type='VolumeDiceMetric'))
-    evaluator.dataset_meta = dataset.metainfo
-    for batch, samples in inference_dataset(model, dataset,
-                                            batch_size=batch_size,
-                                            progress=progress):
-        evaluator.process(samples, batch)
-    return evaluator.evaluate(len(dataset))
-
-
 def main():
     args = parse_args()
     logger = MMLogger.get_instance('prompt_sensitivity', log_level='INFO')
@@ -72,7 +60,8 @@ def main():
             logger.info(f'[{i}/{len(variants)}] {variant["name"]}: e.g. '
                         f'{example!r}')
             start = time.time()
-            metrics = evaluate(model, dataset, args.batch_size)
+            metrics = evaluate_dataset(model, dataset,
+                                       batch_size=args.batch_size)
         rows.append(dict(variant=variant['name'], example_prompt=example,
                          mDice=metrics['mDice'],
                          dice_per_class=class_dice(metrics),
