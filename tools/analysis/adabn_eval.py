@@ -16,6 +16,7 @@ Example (the stage-1 VLM of one benchmark split)::
         --subset val --out-json W/stage1/1case/seed0/adabn_val.json
 """
 import argparse
+import copy
 import os
 import time
 
@@ -71,7 +72,7 @@ def save_adapted(model, checkpoint: str, path: str) -> None:
 
 def image_dataset(cfg, subset: str):
     """The test dataset of ``cfg`` on ``subset`` without its labels."""
-    cfg = cfg.copy()
+    cfg = copy.deepcopy(cfg)  # Config.copy is shallow: model.cfg stays
     dataset_cfg = cfg.test_dataloader.dataset
     dataset_cfg.pipeline = [t for t in dataset_cfg.pipeline
                             if t['type'] != 'LoadAnnotations']
