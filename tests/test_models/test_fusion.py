@@ -210,3 +210,40 @@ def test_reliability_fusion_running_mean_and_unseen_classes():
     assert float(rule.reliability[0, 2]) == pytest.approx(0.375)
     with pytest.raises(ValueError, match='margin'):
         MODELS.build(dict(type='ReliabilityWeightedFusion', margin=0))
+
+
+def test_foreground_first_by_hand():
+    from cps4.models.pseudo_label.base_fusion import BaseFusion
+
+    # pixel 0: two levels share the foreground, each below background;
+    # pixel 1: background holds more than half the mass
+    q = torch.tensor([[0.40, 0.35, 0.25],
+                      [0.60, 0.10, 0.30]]).T.reshape(1, 3, 1, 2)
+    out = BaseFusion.foreground_first(q)
+    torch.testing.assert_close(out[0, :, 0, 0], torch.tensor([0.4, 0.6, 0.]))
+    torch.testing.assert_close(out[0, :, 0, 1], torch.tensor([0.6, 0., 0.4]))
+    assert out[0, :, 0, 0].argmax() == 1 and q[0, :, 0, 0].argmax() == 0
+    assert out[0, :, 0, 1].argmax() == 0
+    torch.testing.assert_close(out.sum(1), torch.ones(1, 1, 2))
+
+
+def test_reliability_fusion_foreground_first():
+    # the VLM is the more reliable expert on class 2 (as in the by-hand
+    # test above): the option reshapes the fused distribution; where the
+    # teacher is better it reshapes the teacher's own distribution
+    teacher = _columns({1: [0, 1], 2: [4, 6]})
+    vlm = _columns({1: [0, 1], 2: [4, 5]})
+    q_t, b, lab = _expert_maps(teacher, vlm)
+    cfg = dict(type='ReliabilityWeightedFusion', vlm_weight=4.0, margin=0.5,
+               momentum=0.0, min_pixels=4)
+    plain = MODELS.build(cfg)(q_t, b, lab)
+    first = MODELS.build(dict(cfg, foreground_first=True))(q_t, b, lab)
+    from cps4.models.pseudo_label.base_fusion import BaseFusion
+    torch.testing.assert_close(first['probs'],
+                               BaseFusion.foreground_first(plain['probs']))
+    torch.testing.assert_close(first['confidence'],
+                               first['probs'].max(1)[0])
+    q_t, b, lab = _expert_maps(_columns({1: [0, 1], 2: [4, 5]}),
+                               _columns({1: [0, 1], 2: [4, 6]}))
+    out = MODELS.build(dict(cfg, foreground_first=True))(q_t, b, lab)
+    torch.testing.assert_close(out['probs'], BaseFusion.foreground_first(q_t))

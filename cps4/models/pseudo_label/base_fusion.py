@@ -32,6 +32,34 @@ class BaseFusion(nn.Module):
         maps = vlm_maps.clamp_min(0)
         return (maps + eps) / (maps.sum(1, keepdim=True) + eps * maps.shape[1])
 
+    @staticmethod
+    def foreground_first(probs: Tensor) -> Tensor:
+        r"""Give a distribution's foreground mass to its likeliest
+        foreground class.
+
+        :math:`q'(0) = q(0)`, :math:`q'(k^*) = 1 - q(0)` with
+        :math:`k^* = \arg\max_{k \ge 1} q(k)`, 0 elsewhere: background is
+        decided against the foreground as a whole, not against each
+        foreground class. Two experts that both see a vertebra but name
+        neighbouring levels spread the foreground over two classes, each
+        below background, and a plain arg-max would call the pixel
+        background; here it stays foreground (of the likelier level)
+        whenever :math:`q(0) < 0.5`.
+
+        Args:
+            probs (Tensor): (B, K, H, W) distribution, class 0 background.
+
+        Returns:
+            Tensor: (B, K, H, W) distribution, at most two classes non-zero.
+        """
+        if probs.shape[1] < 2:
+            return probs
+        level = probs[:, 1:].max(1, keepdim=True).indices + 1
+        out = torch.zeros_like(probs)
+        out[:, :1] = probs[:, :1]
+        out.scatter_(1, level, 1 - probs[:, :1])
+        return out
+
     def fuse(self, teacher_probs: Tensor, vlm_maps: Tensor,
              vlm_labels: Tensor) -> Dict[str, Tensor]:
         """Return ``dict(probs=..., confidence=...)``, optionally with

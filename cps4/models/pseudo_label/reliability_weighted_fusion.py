@@ -49,10 +49,16 @@ class ReliabilityWeightedFusion(BaseFusion):
         min_pixels (int): A class with fewer pixels in both experts' maps
             of a batch leaves its running reliability unchanged. Defaults
             to 16.
+        foreground_first (bool): Pass the fused distribution through
+            :meth:`BaseFusion.foreground_first` (also where it is the
+            teacher's own): the foreground mass goes to the likeliest
+            foreground class, so a pixel both experts see as a vertebra,
+            of different levels, stays foreground. Defaults to False.
     """
 
     def __init__(self, vlm_weight: float = 10.0, margin: float = 0.1,
-                 momentum: float = 0.9, min_pixels: int = 16) -> None:
+                 momentum: float = 0.9, min_pixels: int = 16,
+                 foreground_first: bool = False) -> None:
         super().__init__()
         if vlm_weight < 0:
             raise ValueError('ReliabilityWeightedFusion: vlm_weight must be '
@@ -67,6 +73,7 @@ class ReliabilityWeightedFusion(BaseFusion):
         self.margin = float(margin)
         self.momentum = float(momentum)
         self.min_pixels = int(min_pixels)
+        self.use_foreground_first = bool(foreground_first)
         # running reliabilities (teacher, VLM) x classes; NaN: not seen yet
         self.register_buffer('reliability', torch.empty(2, 0),
                              persistent=False)
@@ -111,15 +118,18 @@ class ReliabilityWeightedFusion(BaseFusion):
         w = self.class_weights(reliability).to(teacher_probs.device)
         log = dict(pl_vlm_weight=w[1:].mean() if num_classes > 1 else w[0])
         if not w.any():  # the teacher is the more reliable expert
-            return dict(probs=teacher_probs,
-                        confidence=teacher_probs.max(1)[0], log=log)
-        c_t = teacher_probs.max(1, keepdim=True)[0]
-        c_v = vlm_maps.max(1, keepdim=True)[0]
-        votes = (c_t * teacher_probs
-                 + w.view(1, -1, 1, 1) * c_v * self.vlm_distribution(vlm_maps))
-        q = votes / votes.sum(1, keepdim=True).clamp_min(1e-12)
+            q = teacher_probs
+        else:
+            c_t = teacher_probs.max(1, keepdim=True)[0]
+            c_v = vlm_maps.max(1, keepdim=True)[0]
+            votes = (c_t * teacher_probs + w.view(1, -1, 1, 1) * c_v
+                     * self.vlm_distribution(vlm_maps))
+            q = votes / votes.sum(1, keepdim=True).clamp_min(1e-12)
+        if self.use_foreground_first:
+            q = self.foreground_first(q)
         return dict(probs=q, confidence=q.max(1)[0], log=log)
 
     def extra_repr(self) -> str:
         return (f'vlm_weight={self.vlm_weight}, margin={self.margin}, '
-                f'momentum={self.momentum}, min_pixels={self.min_pixels}')
+                f'momentum={self.momentum}, min_pixels={self.min_pixels}, '
+                f'foreground_first={self.use_foreground_first}')

@@ -69,6 +69,11 @@ METHODS: Dict[str, Method] = {
     'cps4_reliability_adabn': Method(
         f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-adabn.py',
         stage1=True),
+    # ... and with the foreground mass of the fused target on its likeliest
+    # level (ReliabilityWeightedFusion's foreground_first)
+    'cps4_reliability_adabn_fgfirst': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-adabn-fgfirst.py',
+        stage1=True),
     'cps4_reliability_order': Method(
         f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-order.py',
         stage1=True),
