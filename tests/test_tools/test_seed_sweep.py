@@ -169,3 +169,107 @@ def test_train_and_test_runs_the_given_entry_points(tmp_path):
     assert ckpt == str(cwd / 'ckpt.pth')
     assert metrics == dict(mDice=12.5, ckpt=ckpt, cwd=str(cwd))
     assert last_checkpoint(str(cell), str(cwd)) == ckpt
+
+
+def _fake_tools(tmp_path):
+    """train.py / test.py stand-ins: train.py appends its arguments to
+    ``calls.txt`` and saves ``iter_4.pth``; test.py writes metrics."""
+    tools = tmp_path / 'tools'
+    tools.mkdir()
+    (tools / 'train.py').write_text(
+        'import os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'open("calls.txt", "a").write(" ".join(sys.argv[1:]) + "\\n")\n'
+        'ckpt = os.path.abspath(os.path.join(work, "iter_4.pth"))\n'
+        'open(ckpt, "w").close()\n'
+        'open(os.path.join(work, "last_checkpoint"), "w").write(ckpt)\n')
+    (tools / 'test.py').write_text(
+        'import json, os, sys\n'
+        'work = sys.argv[sys.argv.index("--work-dir") + 1]\n'
+        'os.makedirs(os.path.join(work, "run"), exist_ok=True)\n'
+        'json.dump(dict(mDice=1.0, ckpt=sys.argv[2]),\n'
+        '          open(os.path.join(work, "run", "run.json"), "w"))\n')
+    return tools
+
+
+def _interrupted_cell(cell, iteration, log_lines):
+    """A cell folder as a killed training leaves it: a checkpoint, the
+    pointer to it and the mmengine log of the attempt."""
+    cell.mkdir()
+    (cell / 'config.py').write_text('train_cfg = dict(max_iters=4)\n')
+    ckpt = cell / f'iter_{iteration}.pth'
+    ckpt.write_text('')
+    (cell / 'last_checkpoint').write_text(str(ckpt))
+    stamp = cell / '20261201_100000'
+    stamp.mkdir()
+    (stamp / '20261201_100000.log').write_text(''.join(
+        f'{t} - mmengine - INFO - Iter(train) ...\n' for t in log_lines)
+        + 'a line without a time stamp\n')
+
+
+def test_train_and_test_resumes_an_interrupted_cell(tmp_path):
+    from ssl_bench.sweep import train_and_test
+    tools = _fake_tools(tmp_path)
+    cell = tmp_path / 'cell'
+    _interrupted_cell(cell, 2, ['12/01 10:00:05', '12/01 10:01:40'])
+    metrics, ckpt, train_s, _ = train_and_test(
+        str(cell / 'config.py'), str(cell), tools_dir=str(tools),
+        cwd=str(tmp_path), resume=True)
+    calls = (tmp_path / 'calls.txt').read_text().splitlines()
+    assert len(calls) == 1 and calls[0].endswith('--resume')
+    assert ckpt == str(cell / 'iter_4.pth') and metrics['ckpt'] == ckpt
+    # the 100 s of the killed attempt count in the cell's train time
+    assert 100 <= train_s < 160
+    record = json.loads((cell / 'resume.json').read_text())
+    assert record == dict(checkpoint='iter_2.pth', earlier_attempts_s=100.0,
+                          trained_to_the_end=False)
+    # without resume the same folder is trained afresh
+    train_and_test(str(cell / 'config.py'), str(cell), tools_dir=str(tools),
+                   cwd=str(tmp_path))
+    calls = (tmp_path / 'calls.txt').read_text().splitlines()
+    assert len(calls) == 2 and '--resume' not in calls[1]
+
+
+def test_train_and_test_resumed_at_the_last_iteration_only_tests(tmp_path):
+    from ssl_bench.sweep import train_and_test
+    tools = _fake_tools(tmp_path)
+    cell = tmp_path / 'cell'
+    _interrupted_cell(cell, 4, ['12/01 10:00:10'])
+    metrics, ckpt, train_s, _ = train_and_test(
+        str(cell / 'config.py'), str(cell), tools_dir=str(tools),
+        cwd=str(tmp_path), resume=True)
+    assert not (tmp_path / 'calls.txt').exists()  # no training
+    assert metrics['ckpt'] == ckpt == str(cell / 'iter_4.pth')
+    assert 10 <= train_s < 60
+    assert json.loads((cell / 'resume.json').read_text())[
+        'trained_to_the_end'] is True
+
+
+def test_attempt_seconds_sums_the_logged_attempts(tmp_path):
+    from ssl_bench.sweep import attempt_seconds
+    for stamp, last in (('20261231_235950', '01/01 00:00:10'),  # new year
+                        ('20261202_080000', '12/02 08:30:00')):
+        (tmp_path / stamp).mkdir()
+        (tmp_path / stamp / f'{stamp}.log').write_text(
+            f'{last} - mmengine - INFO - x\n')
+    (tmp_path / 'not_a_stamp').mkdir()
+    (tmp_path / '20261203_090000').mkdir()  # an attempt without a log
+    assert attempt_seconds(str(tmp_path)) == 20 + 1800
+
+
+def test_benchmark_cell_resumes_only_its_own_config(tmp_path):
+    from ssl_bench.runs import resumable
+    cell = tmp_path / 'cell'
+    config = cell / 'config.py'
+    text = 'train_cfg = dict(max_iters=4)\n'
+    cell.mkdir()
+    assert not resumable(str(cell), str(config), text)  # nothing to resume
+    ckpt = cell / 'iter_2.pth'
+    ckpt.write_text('')
+    (cell / 'last_checkpoint').write_text(str(ckpt))
+    assert not resumable(str(cell), str(config), text)  # no config.py
+    config.write_text(text)
+    assert resumable(str(cell), str(config), text)
+    assert not resumable(str(cell), str(config), text.replace('4', '8'))
+    ckpt.unlink()  # the pointer names a missing file
+    assert not resumable(str(cell), str(config), text)

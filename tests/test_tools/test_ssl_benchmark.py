@@ -203,7 +203,9 @@ def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     assert [(s['begin'], s['end']) for s in cfg.param_scheduler] == [
         (0, 50), (50, 2000)]
     assert cfg.train_cfg.val_interval == cfg.train_cfg.max_iters == 2000
-    assert cfg.default_hooks.checkpoint.interval == 2000
+    # a checkpoint every 500 iterations: an interrupted cell resumes
+    assert cfg.default_hooks.checkpoint.interval == 500
+    assert cfg.default_hooks.checkpoint.max_keep_ckpts == 1
     assert cfg.default_hooks.checkpoint.save_best is None
     assert cfg.train_dataloader.sampler.batch_size == 8
     weak = cfg.train_dataloader.dataset.datasets[1].pipeline

@@ -21,7 +21,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=20000, val_interval=20000)
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=20000, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=2000, max_keep_ckpts=1, save_best=None))
 stage1 = dict(
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
@@ -32,4 +32,4 @@ stage1 = dict(
     train_cfg=dict(max_iters=8000, val_interval=8000),
     default_hooks=dict(
         logger=dict(interval=50),
-        checkpoint=dict(interval=8000, max_keep_ckpts=1, save_best=None)))
+        checkpoint=dict(interval=1000, max_keep_ckpts=1, save_best=None)))

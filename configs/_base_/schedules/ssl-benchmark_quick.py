@@ -10,7 +10,9 @@
 # size of every resize and crop, `batch_size` the labelled slices per batch
 # (an SSL batch adds as many unlabelled ones), `rampup_iters` the SSL
 # unsupervised-loss ramp-up (0.4 of the iterations), `precision` the default
-# of --precision.
+# of --precision. Checkpoints every 500 iterations (written atomically,
+# schedule_2k.py): an interrupted cell resumes from the last one
+# (tools/benchmark/ssl_bench/runs.py).
 img_size = 128
 batch_size = 4
 rampup_iters = 800
@@ -24,7 +26,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=2000, val_interval=2000)
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=2000, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=500, max_keep_ckpts=1, save_best=None))
 stage1 = dict(
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
@@ -35,4 +37,4 @@ stage1 = dict(
     train_cfg=dict(max_iters=1000, val_interval=1000),
     default_hooks=dict(
         logger=dict(interval=50),
-        checkpoint=dict(interval=1000, max_keep_ckpts=1, save_best=None)))
+        checkpoint=dict(interval=500, max_keep_ckpts=1, save_best=None)))

@@ -21,7 +21,7 @@ param_scheduler = [
 train_cfg = dict(max_iters=4, val_interval=4)
 default_hooks = dict(
     logger=dict(interval=4),
-    checkpoint=dict(interval=4, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=2, max_keep_ckpts=1, save_best=None))
 stage1 = dict(
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
@@ -32,4 +32,4 @@ stage1 = dict(
     train_cfg=dict(max_iters=4, val_interval=4),
     default_hooks=dict(
         logger=dict(interval=4),
-        checkpoint=dict(interval=4, max_keep_ckpts=1, save_best=None)))
+        checkpoint=dict(interval=2, max_keep_ckpts=1, save_best=None)))

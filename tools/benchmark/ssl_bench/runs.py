@@ -1,4 +1,5 @@
 """Train and test one benchmark run in its folder and read its numbers."""
+import logging
 import os
 import os.path as osp
 import sys
@@ -6,10 +7,12 @@ from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
 from mmengine.config import Config
+from mmengine.logging import print_log
 
 from cps4.evaluation.functional import class_dice
 
-from .sweep import run_logged, test_metrics, train_and_test, val_metrics
+from .sweep import (last_checkpoint, run_logged, test_metrics,
+                    train_and_test, val_metrics)
 from .schedules import REPO_ROOT
 
 #: The repository's ``tools/`` (``train.py``, ``test.py``).
@@ -22,13 +25,41 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
     """Write ``cfg`` to ``cell_dir/config.py``, train it there and test its
     last checkpoint with the repository's ``tools/train.py`` and
     ``tools/test.py`` (:func:`ssl_bench.sweep.train_and_test`), run in the
-    repository root where the configs' relative paths resolve."""
+    repository root where the configs' relative paths resolve.
+
+    A training of the same config (same ``config.py`` text) that was
+    interrupted after a checkpoint resumes from it; one of another config
+    is trained afresh."""
     os.makedirs(cell_dir, exist_ok=True)
     config = osp.join(cell_dir, 'config.py')
-    cfg.dump(config)
+    text = cfg.dump()
+    resume = resumable(cell_dir, config, text)
+    with open(config, 'w') as f:
+        f.write(text)
     return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
                           test_options, tools_dir=TOOLS_DIR,
-                          cwd=str(REPO_ROOT))
+                          cwd=str(REPO_ROOT), resume=resume)
+
+
+def resumable(cell_dir: str, config: str, text: str) -> bool:
+    """Whether ``cell_dir`` holds an interrupted training of the config
+    ``text``: a ``last_checkpoint`` naming an existing file, written by a
+    run of a ``config`` file with the same text."""
+    pointer = osp.join(cell_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        return False
+    try:
+        last_checkpoint(cell_dir, str(REPO_ROOT))
+    except FileNotFoundError as err:
+        print_log(f'{err}; training {cell_dir} afresh', logger='current',
+                  level=logging.WARNING)
+        return False
+    if not osp.isfile(config) or Path(config).read_text() != text:
+        print_log(f'{cell_dir} holds a checkpoint of another config; '
+                  'training it afresh', logger='current',
+                  level=logging.WARNING)
+        return False
+    return True
 
 
 def same_precision(precision: str, outcome: Tuple[Optional[dict], str],

@@ -4,7 +4,9 @@ metrics and split overrides.
 Used by ``tools/benchmark/seed_sweep.py`` and the SSL benchmark
 (``tools/benchmark/ssl_benchmark.py``). A *cell* is one training + test run in its own
 folder; it is finished when its ``result.json`` exists, so an interrupted
-sweep resumes where it stopped. A cell being run holds a ``.lock`` file with
+sweep resumes where it stopped; a cell whose training was interrupted
+after a checkpoint can resume from it (``train_and_test(resume=True)``). A
+cell being run holds a ``.lock`` file with
 the owner's process id, so several sweeps over one work dir share the cells
 out instead of running one twice; a lock whose process is gone is taken over.
 
@@ -17,10 +19,12 @@ import glob
 import json
 import os
 import os.path as osp
+import re
 import subprocess
 import sys
 import time
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Callable, Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -68,6 +72,49 @@ def last_checkpoint(run_dir: str, cwd: Optional[str] = None) -> str:
     if not osp.isfile(ckpt):
         raise FileNotFoundError(f'{path} names {ckpt}, which does not exist')
     return ckpt
+
+
+def checkpoint_iter(checkpoint: str) -> Optional[int]:
+    """The iteration of an ``iter_<N>.pth`` checkpoint; None for another
+    name."""
+    match = re.search(r'iter_(\d+)\.pth$', checkpoint)
+    return int(match.group(1)) if match else None
+
+
+_LOG_STAMP = re.compile(r'^(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
+
+
+def attempt_seconds(run_dir: str) -> float:
+    """Wall seconds of the training attempts logged in ``run_dir``.
+
+    Each attempt of mmengine's runner logs to
+    ``<YYYYmmdd_HHMMSS>/<YYYYmmdd_HHMMSS>.log``; its duration is taken from
+    that start stamp to the last time-stamped line of the log, so an attempt
+    that was killed counts up to its last log line.
+    """
+    total = 0.0
+    for folder in glob.glob(osp.join(run_dir, '*_*')):
+        stamp = osp.basename(folder)
+        log = osp.join(folder, stamp + '.log')
+        try:
+            start = datetime.strptime(stamp, '%Y%m%d_%H%M%S')
+        except ValueError:
+            continue
+        if not osp.isfile(log):
+            continue
+        last = None
+        with open(log, errors='replace') as f:
+            for line in f:
+                match = _LOG_STAMP.match(line)
+                if match:
+                    last = match
+        if last is None:
+            continue
+        month, day, hour, minute, sec = map(int, last.groups())
+        end = datetime(start.year + (month < start.month), month, day, hour,
+                       minute, sec)
+        total += max((end - start).total_seconds(), 0.0)
+    return total
 
 
 def test_metrics(test_dir: str) -> dict:
@@ -242,6 +289,7 @@ def train_and_test(config: str,
                    checkpoint: str = 'last',
                    *,
                    tools_dir: str,
+                   resume: bool = False,
                    cwd: Optional[str] = None) -> Tuple[dict, str, float,
                                                        float]:
     """``train.py`` then ``test.py`` of one config in a cell.
@@ -260,6 +308,13 @@ def train_and_test(config: str,
         cwd (str, optional): Working directory of both runs, where the
             config's relative paths (data roots, prompt files) resolve.
             Defaults to the current one.
+        resume (bool): Continue an interrupted training of the same config
+            from the checkpoint ``cell_dir/last_checkpoint`` names
+            (``train.py --resume``); a checkpoint of the last iteration
+            skips training. The train seconds then include the earlier
+            attempts' (:func:`attempt_seconds`), and ``cell_dir/resume.json``
+            records the checkpoint resumed from. The caller decides whether
+            the earlier attempt ran the same config.
 
     Returns:
         tuple: test metrics, checkpoint, train and test seconds.
@@ -274,9 +329,25 @@ def train_and_test(config: str,
             raise FileNotFoundError(
                 f'{script} not found; tools_dir must be the folder holding '
                 'the train.py and test.py entry points')
-    run_logged([py, train_py, config, '--work-dir', cell_dir, *opts],
-               osp.join(cell_dir, 'train.log'), cwd=cwd)
-    train_s = time.time() - t0
+    earlier_s, train = 0.0, True
+    if resume:
+        start = last_checkpoint(cell_dir, cwd)
+        earlier_s = attempt_seconds(cell_dir)
+        max_iters = Config.fromfile(osp.join(
+            cwd or os.getcwd(), config)).train_cfg.max_iters
+        train = (checkpoint_iter(start) or 0) < max_iters
+        write_json_atomic(osp.join(cell_dir, 'resume.json'), dict(
+            checkpoint=osp.basename(start), earlier_attempts_s=round(
+                earlier_s, 1), trained_to_the_end=not train))
+        print_log(f'{cell_dir}: resuming from {osp.basename(start)} after '
+                  f'{earlier_s:.0f} s of earlier attempts'
+                  + ('' if train else '; training had finished, testing'),
+                  logger='current')
+    if train:
+        run_logged([py, train_py, config, '--work-dir', cell_dir, *opts,
+                    *(['--resume'] if resume else [])],
+                   osp.join(cell_dir, 'train.log'), cwd=cwd)
+    train_s = time.time() - t0 + earlier_s
     ckpt = (last_checkpoint(cell_dir, cwd) if checkpoint == 'last' else
             osp.join(cell_dir, checkpoint))
     test_dir = osp.join(cell_dir, 'test')
