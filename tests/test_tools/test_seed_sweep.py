@@ -212,9 +212,13 @@ def test_train_and_test_resumes_an_interrupted_cell(tmp_path):
     tools = _fake_tools(tmp_path)
     cell = tmp_path / 'cell'
     _interrupted_cell(cell, 2, ['12/01 10:00:05', '12/01 10:01:40'])
+    # an attempt of another config, before the interrupted one
+    (cell / '20261130_100000').mkdir()
+    (cell / '20261130_100000' / '20261130_100000.log').write_text(
+        '11/30 11:00:00 - mmengine - INFO - x\n')
     metrics, ckpt, train_s, _ = train_and_test(
         str(cell / 'config.py'), str(cell), tools_dir=str(tools),
-        cwd=str(tmp_path), resume=True)
+        cwd=str(tmp_path), resume='20261201_100000')
     calls = (tmp_path / 'calls.txt').read_text().splitlines()
     assert len(calls) == 1 and calls[0].endswith('--resume')
     assert ckpt == str(cell / 'iter_4.pth') and metrics['ckpt'] == ckpt
@@ -237,7 +241,7 @@ def test_train_and_test_resumed_at_the_last_iteration_only_tests(tmp_path):
     _interrupted_cell(cell, 4, ['12/01 10:00:10'])
     metrics, ckpt, train_s, _ = train_and_test(
         str(cell / 'config.py'), str(cell), tools_dir=str(tools),
-        cwd=str(tmp_path), resume=True)
+        cwd=str(tmp_path), resume='20261201_100000')
     assert not (tmp_path / 'calls.txt').exists()  # no training
     assert metrics['ckpt'] == ckpt == str(cell / 'iter_4.pth')
     assert 10 <= train_s < 60
@@ -255,21 +259,48 @@ def test_attempt_seconds_sums_the_logged_attempts(tmp_path):
     (tmp_path / 'not_a_stamp').mkdir()
     (tmp_path / '20261203_090000').mkdir()  # an attempt without a log
     assert attempt_seconds(str(tmp_path)) == 20 + 1800
+    assert attempt_seconds(str(tmp_path), since='20261203_000000') == 20
 
 
-def test_benchmark_cell_resumes_only_its_own_config(tmp_path):
-    from ssl_bench.runs import resumable
+def test_benchmark_cell_resumes_only_its_own_config(tmp_path, monkeypatch):
+    from ssl_bench import runs
     cell = tmp_path / 'cell'
-    config = cell / 'config.py'
-    text = 'train_cfg = dict(max_iters=4)\n'
     cell.mkdir()
-    assert not resumable(str(cell), str(config), text)  # nothing to resume
+    assert runs.resumable(str(cell), 'abc') is None  # nothing to resume
     ckpt = cell / 'iter_2.pth'
     ckpt.write_text('')
     (cell / 'last_checkpoint').write_text(str(ckpt))
-    assert not resumable(str(cell), str(config), text)  # no config.py
-    config.write_text(text)
-    assert resumable(str(cell), str(config), text)
-    assert not resumable(str(cell), str(config), text.replace('4', '8'))
+    assert runs.resumable(str(cell), 'abc') is None  # no attempt.json
+    (cell / 'attempt.json').write_text(json.dumps(dict(
+        config_sha256='abc', started='20261201_100000')))
+    assert runs.resumable(str(cell), 'abc') == '20261201_100000'
+    assert runs.resumable(str(cell), 'abd') is None  # another config
     ckpt.unlink()  # the pointer names a missing file
-    assert not resumable(str(cell), str(config), text)
+    assert runs.resumable(str(cell), 'abc') is None
+
+    # train_test: the first attempt records its config and start; a second
+    # one of the same config resumes it, one of another config starts afresh
+    # (and drops the stale pointer)
+    from mmengine.config import Config
+    calls = []
+    monkeypatch.setattr(runs, 'train_and_test',
+                        lambda *a, **k: calls.append(k['resume']))
+    cfg = Config(dict(train_cfg=dict(max_iters=4)))
+    cell2 = tmp_path / 'cell2'
+    runs.train_test(cfg, str(cell2), 0, [])
+    first = json.loads((cell2 / 'attempt.json').read_text())
+    assert calls == [None]
+    assert (cell2 / 'config.py').read_text() == cfg.dump()
+    ckpt = cell2 / 'iter_2.pth'
+    ckpt.write_text('')
+    (cell2 / 'last_checkpoint').write_text(str(ckpt))
+    # the runner rewrites config.py with its own keys: not compared
+    (cell2 / 'config.py').write_text(cfg.dump() + "launcher = 'none'\n")
+    runs.train_test(cfg, str(cell2), 0, [])
+    assert calls == [None, first['started']]
+    other = Config(dict(train_cfg=dict(max_iters=8)))
+    runs.train_test(other, str(cell2), 0, [])
+    assert calls[-1] is None
+    assert not (cell2 / 'last_checkpoint').exists()
+    assert json.loads((cell2 / 'attempt.json').read_text())[
+        'config_sha256'] != first['config_sha256']

@@ -22,8 +22,8 @@ The benchmark
 A finished cell (its ``result.json`` exists) is never run again, so an
 interrupted benchmark resumes where it stopped; a cell (or stage-1 run)
 killed during training resumes from its last checkpoint (every 500
-iterations in ``quick``) when its config is unchanged, and its train time
-counts the earlier attempts. Several benchmark
+iterations in ``quick``) when its config is unchanged (``attempt.json``),
+and its train time counts the earlier attempts. Several benchmark
 processes over one work dir share the cells out (cell locks, see
 :mod:`ssl_bench.sweep`). Split seed and training seed are the cell's seed.
 Hyper-parameters are the template configs'; the split's val cases are the

@@ -1,8 +1,11 @@
 """Train and test one benchmark run in its folder and read its numbers."""
+import hashlib
+import json
 import logging
 import os
 import os.path as osp
 import sys
+from datetime import datetime
 from pathlib import Path
 from typing import Dict, Optional, Sequence, Tuple
 
@@ -10,6 +13,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from cps4.evaluation.functional import class_dice
+from cps4.utils.fileio import write_json_atomic
 
 from .sweep import (last_checkpoint, run_logged, test_metrics,
                     train_and_test, val_metrics)
@@ -27,13 +31,22 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
     ``tools/test.py`` (:func:`ssl_bench.sweep.train_and_test`), run in the
     repository root where the configs' relative paths resolve.
 
-    A training of the same config (same ``config.py`` text) that was
-    interrupted after a checkpoint resumes from it; one of another config
-    is trained afresh."""
+    A training of the same config that was interrupted after a checkpoint
+    resumes from it (:func:`resumable`); otherwise ``cell_dir/attempt.json``
+    starts a new record (the config's SHA-256 and the start stamp), a stale
+    ``last_checkpoint`` is removed and training starts afresh."""
     os.makedirs(cell_dir, exist_ok=True)
-    config = osp.join(cell_dir, 'config.py')
     text = cfg.dump()
-    resume = resumable(cell_dir, config, text)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    resume = resumable(cell_dir, digest)
+    if resume is None:
+        pointer = osp.join(cell_dir, 'last_checkpoint')
+        if osp.isfile(pointer):
+            os.remove(pointer)
+        write_json_atomic(osp.join(cell_dir, ATTEMPT_FILE), dict(
+            config_sha256=digest,
+            started=datetime.now().strftime('%Y%m%d_%H%M%S')))
+    config = osp.join(cell_dir, 'config.py')
     with open(config, 'w') as f:
         f.write(text)
     return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
@@ -41,25 +54,36 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
                           cwd=str(REPO_ROOT), resume=resume)
 
 
-def resumable(cell_dir: str, config: str, text: str) -> bool:
-    """Whether ``cell_dir`` holds an interrupted training of the config
-    ``text``: a ``last_checkpoint`` naming an existing file, written by a
-    run of a ``config`` file with the same text."""
-    pointer = osp.join(cell_dir, 'last_checkpoint')
-    if not osp.isfile(pointer):
-        return False
+#: Record of a cell's training attempts: the SHA-256 of the config text
+#: they train and the stamp of the first one.
+ATTEMPT_FILE = 'attempt.json'
+
+
+def resumable(cell_dir: str, digest: str) -> Optional[str]:
+    """The start stamp of an interrupted training in ``cell_dir`` of the
+    config with SHA-256 ``digest``, or None when there is none to resume.
+
+    Resumable: ``attempt.json`` names the same digest and
+    ``last_checkpoint`` names an existing file (``config.py`` itself is
+    not compared: the runner rewrites it with its own keys).
+    """
+    record = osp.join(cell_dir, ATTEMPT_FILE)
+    if not osp.isfile(osp.join(cell_dir, 'last_checkpoint')):
+        return None
     try:
         last_checkpoint(cell_dir, str(REPO_ROOT))
     except FileNotFoundError as err:
         print_log(f'{err}; training {cell_dir} afresh', logger='current',
                   level=logging.WARNING)
-        return False
-    if not osp.isfile(config) or Path(config).read_text() != text:
-        print_log(f'{cell_dir} holds a checkpoint of another config; '
-                  'training it afresh', logger='current',
-                  level=logging.WARNING)
-        return False
-    return True
+        return None
+    state = json.loads(Path(record).read_text()) if osp.isfile(
+        record) else {}
+    if state.get('config_sha256') != digest:
+        print_log(f'{cell_dir} holds a checkpoint of another config (or of '
+                  'a run without attempt.json); training it afresh',
+                  logger='current', level=logging.WARNING)
+        return None
+    return state['started']
 
 
 def same_precision(precision: str, outcome: Tuple[Optional[dict], str],

@@ -84,13 +84,18 @@ def checkpoint_iter(checkpoint: str) -> Optional[int]:
 _LOG_STAMP = re.compile(r'^(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
 
 
-def attempt_seconds(run_dir: str) -> float:
+def attempt_seconds(run_dir: str, since: str = '') -> float:
     """Wall seconds of the training attempts logged in ``run_dir``.
 
     Each attempt of mmengine's runner logs to
     ``<YYYYmmdd_HHMMSS>/<YYYYmmdd_HHMMSS>.log``; its duration is taken from
     that start stamp to the last time-stamped line of the log, so an attempt
     that was killed counts up to its last log line.
+
+    Args:
+        run_dir (str): Work dir of the attempts.
+        since (str): Only attempts whose stamp is not earlier count
+            (``YYYYmmdd_HHMMSS``; empty: all).
     """
     total = 0.0
     for folder in glob.glob(osp.join(run_dir, '*_*')):
@@ -100,7 +105,7 @@ def attempt_seconds(run_dir: str) -> float:
             start = datetime.strptime(stamp, '%Y%m%d_%H%M%S')
         except ValueError:
             continue
-        if not osp.isfile(log):
+        if stamp < since or not osp.isfile(log):
             continue
         last = None
         with open(log, errors='replace') as f:
@@ -289,7 +294,7 @@ def train_and_test(config: str,
                    checkpoint: str = 'last',
                    *,
                    tools_dir: str,
-                   resume: bool = False,
+                   resume: Optional[str] = None,
                    cwd: Optional[str] = None) -> Tuple[dict, str, float,
                                                        float]:
     """``train.py`` then ``test.py`` of one config in a cell.
@@ -308,13 +313,15 @@ def train_and_test(config: str,
         cwd (str, optional): Working directory of both runs, where the
             config's relative paths (data roots, prompt files) resolve.
             Defaults to the current one.
-        resume (bool): Continue an interrupted training of the same config
+        resume (str, optional): Start stamp (``YYYYmmdd_HHMMSS``) of an
+            interrupted training of this config in ``cell_dir``: continue it
             from the checkpoint ``cell_dir/last_checkpoint`` names
             (``train.py --resume``); a checkpoint of the last iteration
-            skips training. The train seconds then include the earlier
-            attempts' (:func:`attempt_seconds`), and ``cell_dir/resume.json``
-            records the checkpoint resumed from. The caller decides whether
-            the earlier attempt ran the same config.
+            skips training. The train seconds then include those of the
+            attempts since the stamp (:func:`attempt_seconds`), and
+            ``cell_dir/resume.json`` records the checkpoint resumed from.
+            The caller decides whether the earlier attempts ran the same
+            config. None (default): train from the start.
 
     Returns:
         tuple: test metrics, checkpoint, train and test seconds.
@@ -330,9 +337,9 @@ def train_and_test(config: str,
                 f'{script} not found; tools_dir must be the folder holding '
                 'the train.py and test.py entry points')
     earlier_s, train = 0.0, True
-    if resume:
+    if resume is not None:
         start = last_checkpoint(cell_dir, cwd)
-        earlier_s = attempt_seconds(cell_dir)
+        earlier_s = attempt_seconds(cell_dir, since=resume)
         max_iters = Config.fromfile(osp.join(
             cwd or os.getcwd(), config)).train_cfg.max_iters
         train = (checkpoint_iter(start) or 0) < max_iters
@@ -345,7 +352,7 @@ def train_and_test(config: str,
                   logger='current')
     if train:
         run_logged([py, train_py, config, '--work-dir', cell_dir, *opts,
-                    *(['--resume'] if resume else [])],
+                    *(['--resume'] if resume is not None else [])],
                    osp.join(cell_dir, 'train.log'), cwd=cwd)
     train_s = time.time() - t0 + earlier_s
     ckpt = (last_checkpoint(cell_dir, cwd) if checkpoint == 'last' else
