@@ -211,7 +211,8 @@ def test_train_and_test_resumes_an_interrupted_cell(tmp_path):
     from ssl_bench.sweep import train_and_test
     tools = _fake_tools(tmp_path)
     cell = tmp_path / 'cell'
-    _interrupted_cell(cell, 2, ['12/01 10:00:05', '12/01 10:01:40'])
+    # the log file's stamps carry the year
+    _interrupted_cell(cell, 2, ['2026/12/01 10:00:05', '2026/12/01 10:01:40'])
     # an attempt of another config, before the interrupted one
     (cell / '20261130_100000').mkdir()
     (cell / '20261130_100000' / '20261130_100000.log').write_text(
@@ -251,8 +252,9 @@ def test_train_and_test_resumed_at_the_last_iteration_only_tests(tmp_path):
 
 def test_attempt_seconds_sums_the_logged_attempts(tmp_path):
     from ssl_bench.sweep import attempt_seconds
-    for stamp, last in (('20261231_235950', '01/01 00:00:10'),  # new year
-                        ('20261202_080000', '12/02 08:30:00')):
+    # console stamps (no year; across new year) and log-file stamps
+    for stamp, last in (('20261231_235950', '01/01 00:00:10'),
+                        ('20261202_080000', '2026/12/02 08:30:00')):
         (tmp_path / stamp).mkdir()
         (tmp_path / stamp / f'{stamp}.log').write_text(
             f'{last} - mmengine - INFO - x\n')

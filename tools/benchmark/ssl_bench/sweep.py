@@ -81,7 +81,10 @@ def checkpoint_iter(checkpoint: str) -> Optional[int]:
     return int(match.group(1)) if match else None
 
 
-_LOG_STAMP = re.compile(r'^(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
+#: mmengine's time stamp: ``2026/12/03 16:10:32`` in the log file,
+#: ``12/03 16:10:32`` on the console.
+_LOG_STAMP = re.compile(
+    r'^(?:(\d{4})/)?(\d\d)/(\d\d) (\d\d):(\d\d):(\d\d) - ')
 
 
 def attempt_seconds(run_dir: str, since: str = '') -> float:
@@ -115,9 +118,9 @@ def attempt_seconds(run_dir: str, since: str = '') -> float:
                     last = match
         if last is None:
             continue
-        month, day, hour, minute, sec = map(int, last.groups())
-        end = datetime(start.year + (month < start.month), month, day, hour,
-                       minute, sec)
+        year, month, day, hour, minute, sec = last.groups()
+        year = int(year) if year else start.year + (int(month) < start.month)
+        end = datetime(year, *map(int, (month, day, hour, minute, sec)))
         total += max((end - start).total_seconds(), 0.0)
     return total
 
