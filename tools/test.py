@@ -83,6 +83,10 @@ def main():
         cfg.work_dir = osp.join('./work_dirs',
                                 osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    # a test loads weights only; the config a resumed training dumped into
+    # its work dir keeps resume=True, which would make the runner restore a
+    # training state the checkpoint (e.g. an AdaBN-adapted one) may lack
+    cfg.resume = False
     if args.amp:
         enable_mixed_precision(cfg, train=False)
     if args.channels_last:

@@ -113,3 +113,32 @@ def test_adabn_eval_tool(tiny_sup_config, tmp_path):
     # the statistics dataset reads no label
     stats = tool.image_dataset(model.cfg, 'test')
     assert 'gt_sem_seg' not in stats[0]['data_samples']
+
+
+def test_test_tool_on_the_config_of_a_resumed_training(tiny_sup_config,
+                                                       tmp_path):
+    """A resumed training dumps its config with ``resume = True``;
+    tools/test.py on that config tests an adapted checkpoint (weights and
+    meta only) instead of trying to restore a training state."""
+    import subprocess
+    import sys
+    cfg_path = tiny_sup_config(tmp_path, 2, ckpt=2)
+    cfg = Config.fromfile(cfg_path)
+    cfg.work_dir = str(tmp_path)
+    Runner.from_cfg(cfg).train()
+    resumed = tmp_path / 'resumed_config.py'
+    resumed.write_text(cfg_path.read_text() + '\nresume = True\n')
+    spec = importlib.util.spec_from_file_location(
+        'adabn_eval', REPO_ROOT / 'tools/analysis/adabn_eval.py')
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    adapted = tmp_path / 'adapted.pth'
+    tool.main([str(resumed), str(tmp_path / 'iter_2.pth'),
+               '--stats-subset', 'test', '--subset', 'val',
+               '--save-checkpoint', str(adapted), '--no-progress'])
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/test.py'), str(resumed),
+         str(adapted), '--work-dir', str(tmp_path / 'test')],
+        cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert 'mDice' in proc.stdout + proc.stderr
