@@ -23,6 +23,11 @@ from .schedules import REPO_ROOT
 TOOLS_DIR = str(REPO_ROOT / 'tools')
 
 
+#: Record of a cell's training attempts: the SHA-256 of the config text
+#: they train and the stamp of the first one.
+ATTEMPT_FILE = 'attempt.json'
+
+
 def train_test(cfg: Config, cell_dir: str, seed: int,
                test_options: Sequence[str]) -> Tuple[dict, str, float,
                                                      float]:
@@ -52,11 +57,6 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
     return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
                           test_options, tools_dir=TOOLS_DIR,
                           cwd=str(REPO_ROOT), resume=resume)
-
-
-#: Record of a cell's training attempts: the SHA-256 of the config text
-#: they train and the stamp of the first one.
-ATTEMPT_FILE = 'attempt.json'
 
 
 def resumable(cell_dir: str, digest: str) -> Optional[str]:

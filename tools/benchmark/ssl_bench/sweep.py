@@ -5,7 +5,7 @@ Used by ``tools/benchmark/seed_sweep.py`` and the SSL benchmark
 (``tools/benchmark/ssl_benchmark.py``). A *cell* is one training + test run in its own
 folder; it is finished when its ``result.json`` exists, so an interrupted
 sweep resumes where it stopped; a cell whose training was interrupted
-after a checkpoint can resume from it (``train_and_test(resume=True)``). A
+after a checkpoint can resume from it (``train_and_test(resume=STAMP)``). A
 cell being run holds a ``.lock`` file with
 the owner's process id, so several sweeps over one work dir share the cells
 out instead of running one twice; a lock whose process is gone is taken over.
