@@ -84,9 +84,9 @@ def test_adapt_batchnorm_batch_size_and_errors():
         adapt_batchnorm(nn.Conv2d(1, 1, 1), data, progress=False)
 
 
-def test_adabn_eval_tool(tiny_sup_config, tmp_path):
-    """The tool's first row is the trained model's Dice; AdaBN on the test
-    slices (their images only) changes it; the JSON has both."""
+def _trained_tiny_model_and_tool(tiny_sup_config, tmp_path):
+    """Train the tiny supervised config for 2 iterations in ``tmp_path``
+    (``iter_2.pth``); return its config path and the loaded tool module."""
     cfg_path = tiny_sup_config(tmp_path, 2, ckpt=2)
     cfg = Config.fromfile(cfg_path)
     cfg.work_dir = str(tmp_path)
@@ -95,6 +95,13 @@ def test_adabn_eval_tool(tiny_sup_config, tmp_path):
         'adabn_eval', REPO_ROOT / 'tools/analysis/adabn_eval.py')
     tool = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tool)
+    return cfg_path, tool
+
+
+def test_adabn_eval_tool(tiny_sup_config, tmp_path):
+    """The tool's first row is the trained model's Dice; AdaBN on the test
+    slices (their images only) changes it; the JSON has both."""
+    cfg_path, tool = _trained_tiny_model_and_tool(tiny_sup_config, tmp_path)
     out = tmp_path / 'adabn.json'
     tool.main([str(cfg_path), str(tmp_path / 'iter_2.pth'),
                '--stats-subset', 'test', '--subset', 'val',
@@ -122,16 +129,9 @@ def test_test_tool_on_the_config_of_a_resumed_training(tiny_sup_config,
     meta only) instead of trying to restore a training state."""
     import subprocess
     import sys
-    cfg_path = tiny_sup_config(tmp_path, 2, ckpt=2)
-    cfg = Config.fromfile(cfg_path)
-    cfg.work_dir = str(tmp_path)
-    Runner.from_cfg(cfg).train()
+    cfg_path, tool = _trained_tiny_model_and_tool(tiny_sup_config, tmp_path)
     resumed = tmp_path / 'resumed_config.py'
     resumed.write_text(cfg_path.read_text() + '\nresume = True\n')
-    spec = importlib.util.spec_from_file_location(
-        'adabn_eval', REPO_ROOT / 'tools/analysis/adabn_eval.py')
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
     adapted = tmp_path / 'adapted.pth'
     tool.main([str(resumed), str(tmp_path / 'iter_2.pth'),
                '--stats-subset', 'test', '--subset', 'val',
