@@ -431,6 +431,36 @@ def test_run_stage1_trains_one_model_per_split(tiny_raw, tmp_path,
         plain.run_stage1()
 
 
+def test_run_stage1_trains_second_rounds_with_a_finished_source(
+        tiny_raw, tmp_path, monkeypatch):
+    """``--stage1-only`` trains a second VLM round only where its source
+    cell has finished (a stage-1-only run never trains a stage-2 cell)."""
+    bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
+                         ['cps4_reliability_adabn_vlm2'], [], [0, 1],
+                         'tiny', labelled_cases=[1])
+    one = LabelAmount(cases=1)
+    monkeypatch.setattr(bench, 'stage1', lambda amount, seed: (
+        dict(dice_mean=10.0 + seed), 'cached'))
+    rounds = []
+
+    def fake_round2(amount, seed, source):
+        rounds.append((amount, seed, source))
+        return dict(dice_mean=20.0 + seed), 'done'
+
+    monkeypatch.setattr(bench, 'stage1_round2', fake_round2)
+    bench.prepare()
+    finished = Path(Cell('cps4_reliability_adabn', one, 1).result_path(
+        bench.work_dir))
+    finished.parent.mkdir(parents=True)
+    finished.write_text('{}')
+    records = bench.run_stage1()
+    # round 1 of both splits; round 2 of split 1 only (split 0 has no
+    # finished source cell)
+    assert records == [dict(dice_mean=10.0), dict(dice_mean=11.0),
+                       dict(dice_mean=21.0)]
+    assert rounds == [(one, 1, 'cps4_reliability_adabn')]
+
+
 def test_order_rows_join_the_tables(tiny_raw, tmp_path):
     bench = SSLBenchmark(str(tmp_path / 'w'), str(tiny_raw), 'nnunet',
                          ['sup', 'mean_teacher'], [], [0, 1], 'tiny',

@@ -87,7 +87,9 @@ def parse_args(argv=None):
                         'config.py; train nothing')
     parser.add_argument('--stage1-only', action='store_true',
                         help='only train (or reuse) the stage-1 models the '
-                        'cells of --methods need; a later run reuses them')
+                        'cells of --methods need, and the second VLM rounds '
+                        'whose source cells have finished; a later run '
+                        'reuses them')
     parser.add_argument(
         '--order', action='store_true',
         help='also score every finished cell with the anatomical-order '

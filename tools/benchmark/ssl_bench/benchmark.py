@@ -454,12 +454,15 @@ class SSLBenchmark:
 
         Lets the vision-text models of a sweep be pretrained apart from
         stage 2, e.g. side by side with the supervised cells; a later
-        :meth:`run` reuses them. A second VLM round is not trained here:
-        it needs its source cell, so :meth:`run` trains it.
+        :meth:`run` reuses them. A second VLM round is trained here when
+        its source cell has finished (its val then shows whether the round
+        helps before any stage 2 uses it); otherwise it is left to
+        :meth:`run`, which trains the source cell first.
 
         Returns:
-            list[dict]: The stage-1 records, one per split that needs one
-            (splits another process is training are left out).
+            list[dict]: The stage-1 records, one per split that needs one,
+            then those of the second rounds (runs another process is
+            training are left out).
         """
         self.prepare()
         splits = sorted({(c.amount, c.seed) for c in self.cells
@@ -472,6 +475,27 @@ class SSLBenchmark:
         for i, (amount, seed) in enumerate(splits, 1):
             head = f'[{i}/{len(splits)}] stage 1 {amount.text} seed {seed}'
             record, state = self.stage1(amount, seed)
+            if state == 'busy':
+                print_log(f'{head}: being trained by another process, '
+                          'skipped', logger='current')
+                continue
+            print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({state})',
+                      logger='current')
+            records.append(record)
+        rounds = sorted({(c.amount, c.seed, self.method_table[
+            c.method].vlm_round2_from) for c in self.cells
+            if self.method_table[c.method].vlm_round2_from},
+            key=lambda r: (self.amounts.index(r[0]), r[1], r[2]))
+        for i, (amount, seed, source) in enumerate(rounds, 1):
+            head = (f'[{i}/{len(rounds)}] stage 1 round 2 from {source} '
+                    f'{amount.text} seed {seed}')
+            if not osp.isfile(Cell(source, amount, seed).result_path(
+                    self.work_dir)):
+                print_log(f'{head}: its source cell is not finished, '
+                          'skipped (a run without --stage1-only trains it)',
+                          logger='current')
+                continue
+            record, state = self.stage1_round2(amount, seed, source)
             if state == 'busy':
                 print_log(f'{head}: being trained by another process, '
                           'skipped', logger='current')

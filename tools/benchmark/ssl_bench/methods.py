@@ -82,6 +82,12 @@ METHODS: Dict[str, Method] = {
     'cps4_reliability_vlm2': Method(
         f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability.py',
         stage1=True, vlm_round2_from='cps4_reliability'),
+    # ... the same round on the AdaBN variant (the choice at 1 case): its
+    # cell and the round-1 VLM label the agreement dataset, and the VLM of
+    # round 2 gets AdaBN in stage 2 as in the source
+    'cps4_reliability_adabn_vlm2': Method(
+        f'configs/cps4/cps4-mean-teacher_{_SSL}_reliability-adabn.py',
+        stage1=True, vlm_round2_from='cps4_reliability_adabn'),
 }
 
 
