@@ -393,6 +393,32 @@ def test_val_table_and_val_metrics(tmp_path):
     assert '| sup | 65.00 +- 7.07 |' in table
 
 
+def test_plot_shows_test_and_val_against_cases(monkeypatch):
+    """The plot has a test panel and a val panel (cells without a val
+    score are left out of the val panel), each with the full-supervision
+    line of its own key."""
+    from ssl_bench import report
+    figures = []
+    monkeypatch.setattr(report, 'save_figure',
+                        lambda fig, path: figures.append(fig))
+    recs = [dict(method='sup', labels=f'{n}cases', label_ratio=None, seed=s,
+                 n_labelled_cases=n, dice_mean=t, val_dice=v)
+            for s, n, t, v in [(0, 1, 40.0, 30.0), (1, 1, 50.0, None),
+                               (0, 2, 60.0, 70.0), (1, 2, 80.0, 72.0)]]
+    recs += [dict(method='sup', label_ratio=1.0, seed=s,
+                  n_labelled_cases=21, dice_mean=90.0, val_dice=88.0 + s)
+             for s in (0, 1)]
+    report.plot_dice_vs_cases(recs, ['sup'], 'unused.png')
+    test_ax, val_ax = figures[0].axes
+    test_line, val_line = test_ax.lines[0], val_ax.lines[0]
+    assert list(test_line.get_xdata()) == [1, 2, 21]
+    assert list(test_line.get_ydata()) == [45.0, 70.0, 90.0]
+    assert list(val_line.get_ydata()) == [30.0, 71.0, 88.5]
+    dashed = [[list(ln.get_ydata()) for ln in ax.lines
+               if ln.get_linestyle() == '--'] for ax in (test_ax, val_ax)]
+    assert dashed == [[[90.0, 90.0]], [[88.5, 88.5]]]
+
+
 def test_difference_table_pairs_seeds():
 
     def rec(method, seed, test, val):

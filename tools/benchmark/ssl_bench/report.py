@@ -251,34 +251,41 @@ def plot_dice_vs_cases(records: Sequence[dict], methods: Sequence[str],
                        path: str) -> None:
     """Dice (mean +- std over seeds) against the number of labelled cases
     (mean over seeds of each amount), per method, with full supervision as
-    a dashed line; written atomically."""
+    a dashed line; test on the left, val (the cases choices are made on) on
+    the right; written atomically."""
     import matplotlib
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(5.5, 4))
-    for m in methods:
-        by_amount: Dict[str, List[dict]] = {}
-        for r in records:
-            if r['method'] == m:
-                by_amount.setdefault(labels_of(r), []).append(r)
-        if not by_amount:
-            continue
-        points = sorted(
-            (statistics.mean(r['n_labelled_cases'] for r in rs),
-             [r['dice_mean'] for r in rs]) for rs in by_amount.values())
-        xs = [x for x, _ in points]
-        means = [statistics.mean(v) for _, v in points]
-        stds = [statistics.stdev(v) if len(v) > 1 else 0 for _, v in points]
-        ax.errorbar(xs, means, yerr=stds, marker='o', capsize=3, label=m)
-    full = full_reference(records)
-    if full is not None:
-        ax.axhline(full, color='grey', linestyle='--', linewidth=1,
-                   label='full supervision')
-    ax.set_xscale('log', base=2)
-    ax.set_xlabel('labelled cases')
-    ax.set_ylabel('volume Dice (%)')
-    ax.grid(alpha=0.3)
-    ax.legend()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
+    for ax, key, title in zip(axes, ('dice_mean', 'val_dice'),
+                              ('test cases', 'val cases (used for choices)')):
+        shown = [r for r in records if r.get(key) is not None]
+        for m in methods:
+            by_amount: Dict[str, List[dict]] = {}
+            for r in shown:
+                if r['method'] == m:
+                    by_amount.setdefault(labels_of(r), []).append(r)
+            if not by_amount:
+                continue
+            points = sorted(
+                (statistics.mean(r['n_labelled_cases'] for r in rs),
+                 [r[key] for r in rs]) for rs in by_amount.values())
+            xs = [x for x, _ in points]
+            means = [statistics.mean(v) for _, v in points]
+            stds = [statistics.stdev(v) if len(v) > 1 else 0
+                    for _, v in points]
+            ax.errorbar(xs, means, yerr=stds, marker='o', capsize=3,
+                        label=m)
+        full = full_reference(shown, key)
+        if full is not None:
+            ax.axhline(full, color='grey', linestyle='--', linewidth=1,
+                       label='full supervision')
+        ax.set_xscale('log', base=2)
+        ax.set_xlabel('labelled cases')
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel('volume Dice (%)')
+    axes[0].legend(fontsize='small')
     fig.tight_layout()
     save_figure(fig, path)
