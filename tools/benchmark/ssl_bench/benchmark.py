@@ -4,6 +4,7 @@ import json
 import os
 import os.path as osp
 import time
+from functools import partial
 from typing import Iterator, List, Optional, Sequence, Tuple
 
 from mmengine.config import Config
@@ -471,34 +472,32 @@ class SSLBenchmark:
         if not splits:
             raise ValueError(f'none of the methods {list(self.methods)} has '
                              'a stage 1')
-        records = []
-        for i, (amount, seed) in enumerate(splits, 1):
-            head = f'[{i}/{len(splits)}] stage 1 {amount.text} seed {seed}'
-            record, state = self.stage1(amount, seed)
-            if state == 'busy':
-                print_log(f'{head}: being trained by another process, '
-                          'skipped', logger='current')
-                continue
-            print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({state})',
-                      logger='current')
-            records.append(record)
         rounds = sorted({(c.amount, c.seed, self.method_table[
             c.method].vlm_round2_from) for c in self.cells
             if self.method_table[c.method].vlm_round2_from},
             key=lambda r: (self.amounts.index(r[0]), r[1], r[2]))
-        for i, (amount, seed, source) in enumerate(rounds, 1):
-            head = (f'[{i}/{len(rounds)}] stage 1 round 2 from {source} '
-                    f'{amount.text} seed {seed}')
+
+        def round2(amount, seed, source):
             if not osp.isfile(Cell(source, amount, seed).result_path(
                     self.work_dir)):
-                print_log(f'{head}: its source cell is not finished, '
-                          'skipped (a run without --stage1-only trains it)',
-                          logger='current')
-                continue
-            record, state = self.stage1_round2(amount, seed, source)
-            if state == 'busy':
-                print_log(f'{head}: being trained by another process, '
-                          'skipped', logger='current')
+                return None, 'no source'
+            return self.stage1_round2(amount, seed, source)
+
+        jobs = [(f'stage 1 {amount.text} seed {seed}',
+                 partial(self.stage1, amount, seed))
+                for amount, seed in splits]
+        jobs += [(f'stage 1 round 2 from {source} {amount.text} seed {seed}',
+                  partial(round2, amount, seed, source))
+                 for amount, seed, source in rounds]
+        skipped = {'busy': 'being trained by another process, skipped',
+                   'no source': 'its source cell is not finished, skipped '
+                   '(a run without --stage1-only trains it)'}
+        records = []
+        for i, (name, train) in enumerate(jobs, 1):
+            head = f'[{i}/{len(jobs)}] {name}'
+            record, state = train()
+            if state in skipped:
+                print_log(f'{head}: {skipped[state]}', logger='current')
                 continue
             print_log(f'{head}: Dice {record["dice_mean"]:.2f} ({state})',
                       logger='current')
