@@ -13,6 +13,8 @@ import numpy as np
 
 from cps4.utils.fileio import DatasetFormatError, PathLike, read_json
 
+from .orientation import orientation_of
+
 
 def reassemble_volume(slices: Union[Mapping[int, np.ndarray],
                                     Sequence[np.ndarray]],
@@ -91,6 +93,31 @@ def read_meta(out_dir: PathLike) -> dict:
         raise DatasetFormatError(
             f'{path}: keys {missing} missing; convert the dataset again')
     return meta
+
+
+def dataset_orientation(meta: Mapping) -> Optional[str]:
+    """The axis codes the cases of a converted dataset are stored in.
+
+    ``meta.json`` names it (``orientation``) since the converters bring
+    every case to one orientation; for datasets converted before that, it
+    is read off the case affines when they all agree. 2D datasets have
+    none.
+
+    Args:
+        meta (Mapping): A loaded ``meta.json``.
+
+    Returns:
+        str | None: Axis codes such as ``'IPR'``, or None when unknown.
+    """
+    if 'orientation' in meta:
+        return meta['orientation']
+    if meta.get('layout') == 'png2d':
+        return None
+    codes = {
+        ''.join(orientation_of(np.asarray(case['affine'], dtype=float)))
+        for case in meta.get('cases', {}).values() if case.get('affine')
+    }
+    return codes.pop() if len(codes) == 1 else None
 
 
 def class_to_source_values(labels: np.ndarray,

@@ -9,7 +9,7 @@ from mmseg.datasets import BaseSegDataset
 from mmseg.registry import DATASETS
 from PIL import Image
 
-from .meta import read_meta
+from .meta import dataset_orientation, read_meta
 from .splits import load_split
 
 SUBSETS = ('labelled', 'unlabelled', 'val', 'test')
@@ -67,13 +67,15 @@ class SpineSliceDataset(BaseSegDataset):
         self.skip_empty = skip_empty
         self.with_label = with_label
         self.meta = self._read_meta(data_root)
-        # label values and slice axis travel in checkpoints (dataset_meta)
-        # so that tools/infer.py can write masks in the source label values
+        # label values, slice axis and orientation travel in checkpoints
+        # (dataset_meta) so that tools/infer.py slices a volume as the
+        # training cases were sliced and writes the source label values
         file_meta = dict(
             classes=tuple(self.meta['classes']),
             palette=[list(c) for c in self.meta['palette']],
             label_values=list(self.meta['label_values']),
-            slice_axis=int(self.meta['slice_axis']))
+            slice_axis=int(self.meta['slice_axis']),
+            orientation=dataset_orientation(self.meta))
         if metainfo:
             file_meta.update(metainfo)
         if len(file_meta['palette']) != len(file_meta['classes']):

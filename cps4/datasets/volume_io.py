@@ -51,10 +51,13 @@ class VolumeHeader:
     Attributes:
         shape (tuple[int, int, int]): Array shape in array-axis order.
         spacing (tuple[float, float, float]): Voxel size in mm per array axis.
+        affine (np.ndarray, optional): 4x4 matrix mapping array indices to
+            RAS+ mm, as :attr:`Volume.affine`.
     """
 
     shape: Tuple[int, int, int]
     spacing: Tuple[float, float, float]
+    affine: Optional[np.ndarray] = None
 
 
 def strip_suffix(name: str, suffixes=NIFTI_SUFFIXES + ITK_SUFFIXES +
@@ -124,6 +127,19 @@ def _as_3d_shape(shape, display: str) -> Tuple[int, int, int]:
     return shape
 
 
+def _check_geometry(spacing, affine, display: str) -> None:
+    """Refuse a header whose spacing or affine is not finite and positive."""
+    spacing = np.asarray(spacing, dtype=np.float64)
+    if not np.all(np.isfinite(spacing)) or np.any(spacing <= 0):
+        raise DatasetFormatError(
+            f'{display}: voxel spacing {spacing.tolist()} is not finite and '
+            'positive; fix the file header (NIfTI pixdim / ITK spacing)')
+    if affine is not None and not np.all(np.isfinite(affine)):
+        raise DatasetFormatError(
+            f'{display}: the affine of the header holds NaN or Inf; fix the '
+            'file header (NIfTI sform/qform / ITK origin and direction)')
+
+
 def _sitk():
     try:
         import SimpleITK as sitk
@@ -167,9 +183,11 @@ def read_volume_header(path: PathLike,
     try:
         if _is_nifti(path):
             import nibabel as nib
-            header = nib.load(str(path)).header
+            img = nib.load(str(path))
+            header = img.header
             shape = header.get_data_shape()
             zooms = header.get_zooms()
+            affine = np.asarray(img.affine, dtype=np.float64)
         else:
             sitk = _sitk()
             reader = sitk.ImageFileReader()
@@ -181,6 +199,9 @@ def read_volume_header(path: PathLike,
                     'components per voxel; provide a scalar volume')
             shape = tuple(reversed(reader.GetSize()))
             zooms = tuple(reversed(reader.GetSpacing()))
+            affine = (_itk_affine(reader.GetDirection(), reader.GetSpacing(),
+                                  reader.GetOrigin())
+                      if len(reader.GetSize()) >= 3 else None)
     except DatasetFormatError:
         raise
     except Exception as exc:  # noqa: BLE001 - any reader failure
@@ -189,7 +210,8 @@ def read_volume_header(path: PathLike,
     spacing = tuple(float(z) for z in tuple(zooms)[:3])
     if len(spacing) < 3:
         spacing = spacing + (1.0, ) * (3 - len(spacing))
-    return VolumeHeader(shape=shape, spacing=spacing)
+    _check_geometry(spacing, affine, display)
+    return VolumeHeader(shape=shape, spacing=spacing, affine=affine)
 
 
 def read_volume(path: PathLike,
@@ -248,6 +270,7 @@ def read_volume(path: PathLike,
         data = as_integer_labels(data, display)
     if len(spacing) < 3:
         spacing = spacing + (1.0, ) * (3 - len(spacing))
+    _check_geometry(spacing[:3], affine, display)
     return Volume(data=data, spacing=spacing[:3], affine=affine)
 
 
@@ -312,9 +335,22 @@ def write_volume_like(path: PathLike, array: np.ndarray,
             nib.save(img, tmp)
         else:
             sitk = _sitk()
+            if _is_nifti(reference):
+                # nibabel's array axes (i, j, k) are ITK's (x, y, z), which
+                # SimpleITK's arrays hold as (z, y, x)
+                array = np.transpose(array,
+                                     (2, 1, 0) + tuple(range(3, array.ndim)))
             reader = sitk.ImageFileReader()
             reader.SetFileName(str(reference))
-            reader.ReadImageInformation()
+            try:
+                reader.ReadImageInformation()
+            except RuntimeError as exc:
+                detail = [ln.strip() for ln in str(exc).splitlines()
+                          if ln.strip()]
+                raise DatasetFormatError(
+                    f'{path.name}: the geometry of {reference.name} cannot '
+                    f'be written as {suffix} ({detail[-1] if detail else exc}'
+                    '); write the mask as .nii.gz instead') from exc
             shape = tuple(reversed(reader.GetSize()))
             if tuple(array.shape[:3]) != tuple(shape[-3:]):
                 raise DatasetFormatError(

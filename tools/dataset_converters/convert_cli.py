@@ -60,8 +60,13 @@ def converter_parser(description: str) -> argparse.ArgumentParser:
         '--slice-axis',
         type=int,
         choices=(0, 1, 2),
-        help='slice axis when dataset.json has none (default: the axis of '
-        'largest voxel spacing)')
+        help='slice axis when dataset.json has none, an axis of the '
+        'orientation below (default: the axis of largest voxel spacing)')
+    parser.add_argument(
+        '--orientation',
+        help="axis codes every case is brought to when dataset.json has "
+        "none, e.g. 'RAS' (default: the axis order most cases are stored "
+        'in; cases stored otherwise are reoriented from their affine)')
     parser.add_argument(
         '--cases', nargs='+', help='convert only these case ids')
     parser.add_argument(
@@ -111,6 +116,7 @@ def run_conversion(args: argparse.Namespace, layout: str, logger_name: str,
             layout,
             classes=args.classes,
             slice_axis=args.slice_axis,
+            orientation=args.orientation,
             overwrite=args.overwrite,
             cases=args.cases,
             allow_unlabelled=args.allow_unlabelled,

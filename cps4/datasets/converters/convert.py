@@ -16,19 +16,17 @@ interrupted run never damages an existing complete ``OUT``.
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, Mapping, Optional, Sequence, Tuple, Union
+from typing import Dict, Mapping, Optional, Sequence, Tuple, Union
 
 import numpy as np
 from mmengine.logging import print_log
 
+from cps4.utils.atomic_file import atomic_dir
 from cps4.utils.fileio import DatasetFormatError, PathLike, write_json_atomic
 
 from ..intensity import normalize_intensity
+from ..orientation import orientation_of, reorientation
 from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, check_n_labelled, write_splits)
 from .io import write_png
@@ -67,9 +65,14 @@ def _check_out_dir(src_root: Path, out_dir: Path, overwrite: bool) -> None:
 
 
 def _convert_case(layout: BaseLayout, dataset: SourceDataset,
-                  case: CaseFiles, slice_axis: int,
-                  tmp: Path) -> Tuple[Dict, int]:
+                  case: CaseFiles, slice_axis: int, tmp: Path,
+                  orientation: Optional[Sequence[str]] = None
+                  ) -> Tuple[Dict, int]:
     """Convert one case into ``tmp``.
+
+    The case is brought to ``orientation`` first (axis permutations and
+    flips only); ``meta.json`` keeps its stored affine as
+    ``source_affine``.
 
     Returns:
         tuple[dict, int]: The case's ``meta.json`` entry and the number of
@@ -78,6 +81,13 @@ def _convert_case(layout: BaseLayout, dataset: SourceDataset,
     image_name = dataset.rel(case.image)
     label_name = dataset.rel(case.label)
     image, label, spacing, affine = layout.read_case(dataset, case)
+    source_affine = affine
+    if orientation is not None:
+        to_dataset = reorientation(affine, image.shape, orientation)
+        image = to_dataset.apply(image)
+        label = None if label is None else to_dataset.apply(label)
+        spacing = to_dataset.spacing(spacing)
+        affine = to_dataset.affine(affine)
     if label is not None and label.shape != image.shape:
         raise DatasetFormatError(
             f'{label_name}: mask shape {list(label.shape)} differs from image '
@@ -101,6 +111,10 @@ def _convert_case(layout: BaseLayout, dataset: SourceDataset,
         affine=affine,
         image=image_name,
         label=label_name)
+    if orientation is not None:
+        entry['source_affine'] = volume_geometry(image.shape, spacing,
+                                                 source_affine)[2]
+        entry['source_orientation'] = ''.join(orientation_of(source_affine))
     if label is not None:
         # splits never draw a case without foreground as labelled
         entry['foreground_voxels'] = int(np.count_nonzero(
@@ -111,7 +125,9 @@ def _convert_case(layout: BaseLayout, dataset: SourceDataset,
 
 
 def _convert_cases(layout: BaseLayout, dataset: SourceDataset,
-                   slice_axis: int, tmp: Path) -> Dict[str, Dict]:
+                   slice_axis: int, tmp: Path,
+                   orientation: Optional[Sequence[str]] = None
+                   ) -> Dict[str, Dict]:
     """Convert every case into ``tmp``; return the ``meta.json`` cases."""
     (tmp / 'images').mkdir()
     (tmp / 'labels').mkdir()
@@ -119,7 +135,7 @@ def _convert_cases(layout: BaseLayout, dataset: SourceDataset,
     n_cases = len(dataset.cases)
     for k, case in enumerate(dataset.cases, 1):
         entry, n_dropped = _convert_case(layout, dataset, case, slice_axis,
-                                         tmp)
+                                         tmp, orientation)
         case_meta[case.case_id] = entry
         total_dropped += n_dropped
         n = entry['n_slices']
@@ -135,37 +151,6 @@ def _convert_cases(layout: BaseLayout, dataset: SourceDataset,
     return case_meta
 
 
-@contextmanager
-def _staging_dir(out_dir: Path) -> Iterator[Path]:
-    """A temporary sibling of ``out_dir``, removed if the block fails."""
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f'.{out_dir.name}.tmp-',
-                                dir=out_dir.parent))
-    try:
-        yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _commit(tmp: Path, out_dir: Path) -> None:
-    """Move the finished ``tmp`` folder to ``out_dir``."""
-    os.chmod(tmp, 0o755)
-    if out_dir.exists():
-        old = Path(
-            tempfile.mkdtemp(prefix=f'.{out_dir.name}.old-',
-                             dir=out_dir.parent))
-        os.replace(out_dir, old / out_dir.name)
-        try:
-            os.replace(tmp, out_dir)
-        except BaseException:
-            os.replace(old / out_dir.name, out_dir)  # put the old one back
-            raise
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, out_dir)
-
-
 def convert_dataset(src_root: PathLike,
                     out_dir: PathLike,
                     layout: Union[str, BaseLayout],
@@ -178,6 +163,7 @@ def convert_dataset(src_root: PathLike,
                     cases: Optional[Sequence[str]] = None,
                     allow_unlabelled: bool = False,
                     name: Optional[str] = None,
+                    orientation: Optional[str] = None,
                     splits: bool = True,
                     split_seeds: Sequence[int] = DEFAULT_SPLIT_SEEDS,
                     split_ratios: Sequence[float] = DEFAULT_LABEL_RATIOS,
@@ -196,8 +182,8 @@ def convert_dataset(src_root: PathLike,
             first (list or comma-separated string); what they name depends
             on the layout (see its class).
         slice_axis (int, optional): Slice axis when ``dataset.json`` has no
-            ``slice_axis``. Defaults to the axis of largest spacing (ties:
-            fewest voxels).
+            ``slice_axis``, an axis of the dataset's orientation. Defaults
+            to the axis of largest spacing (ties: fewest voxels).
         label_map (str | PathLike | Mapping, optional): ``spider`` only, see
             :class:`.SpiderLayout`.
         overwrite (bool): Replace an existing converted ``out_dir``.
@@ -208,6 +194,10 @@ def convert_dataset(src_root: PathLike,
             (``label`` null, no label slices) instead of raising.
         name (str, optional): Dataset name for ``meta.json``; defaults to
             ``dataset.json`` ``name`` or the source folder name.
+        orientation (str, optional): Axis codes (e.g. ``'RAS'``) every 3D
+            case is brought to when ``dataset.json`` has no
+            ``orientation``. Defaults to the orientation most cases are
+            stored in.
         splits (bool): Also write case-level splits. Defaults to True.
         split_seeds (Sequence[int]): Seeds of the splits.
         split_ratios (Sequence[float]): Label ratios of the splits.
@@ -236,23 +226,27 @@ def convert_dataset(src_root: PathLike,
     dataset = layout.find_cases(src_root)
     select_cases(dataset, cases)
     check_case_files(dataset, allow_unlabelled)
-    axis = layout.resolve_slice_axis(dataset, slice_axis)
+    orientation = layout.resolve_orientation(dataset, orientation)
+    axis = layout.resolve_slice_axis(dataset, slice_axis, orientation)
+    codes = ('' if orientation is None else
+             f', orientation {"".join(orientation)}')
     _log(f'converting {len(dataset.cases)} cases of {src_root} '
          f'({layout.name} layout, {dataset.classes.num_classes} classes, '
-         f'slice axis {axis}) into {out_dir}')
-    with _staging_dir(out_dir) as tmp:
-        case_meta = _convert_cases(layout, dataset, axis, tmp)
+         f'slice axis {axis}{codes}) into {out_dir}')
+    with atomic_dir(out_dir) as tmp:
+        case_meta = _convert_cases(layout, dataset, axis, tmp, orientation)
         write_json_atomic(
             tmp / 'meta.json',
             dict(format_version=FORMAT_VERSION, name=name or dataset.name,
                  layout=layout.name, source_root=str(src_root),
                  **dataset.classes.to_meta(), slice_axis=axis,
+                 orientation=None if orientation is None else
+                 ''.join(orientation),
                  **dataset.extra_meta, cases=case_meta))
         if splits and any(e['label'] for e in case_meta.values()):
             paths = write_splits(tmp, split_seeds, split_ratios, val_fraction,
                                  test_fraction, labelled_cases=split_cases)
             _log(f'wrote {len(paths)} splits')
         _check_out_dir(src_root, out_dir, overwrite)
-        _commit(tmp, out_dir)
     _log(f'done: {out_dir}')
     return out_dir

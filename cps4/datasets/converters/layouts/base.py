@@ -4,7 +4,9 @@ A layout (one registered class per file in this package) knows how a raw
 dataset is stored: :meth:`BaseLayout.find_cases` scans a dataset root, pairs
 image and mask files by case and builds the class table, returning a
 :class:`SourceDataset`; :meth:`BaseLayout.read_case` loads one case and
-:meth:`BaseLayout.resolve_slice_axis` picks the axis it is cut along. Missing
+:meth:`BaseLayout.resolve_orientation` and
+:meth:`BaseLayout.resolve_slice_axis` pick the axis order every case is
+brought to and the axis it is cut along. Missing
 files are not reported while scanning but by :func:`check_case_files`, after
 an optional selection of cases (:func:`select_cases`), so that converting a
 few cases of a dataset with an unrelated broken case still works.
@@ -23,6 +25,8 @@ from mmengine.registry import Registry
 
 from cps4.utils.fileio import DatasetFormatError, PathLike
 
+from ...orientation import (Axcodes, check_axcodes, match_grid,
+                            orientation_of, reorientation)
 from ...volume_io import (VolumeHeader, choose_slice_axis, read_volume,
                           read_volume_header)
 from ..classes import ClassTable
@@ -62,7 +66,10 @@ class SourceDataset:
         classes (ClassTable): Class table.
         cases (list[CaseFiles]): Cases sorted by id.
         is_2d (bool): Whether files are 2D images (one slice per case).
-        slice_axis (int | None): Slice axis fixed by the dataset itself.
+        slice_axis (int | None): Slice axis fixed by the dataset itself
+            (an axis of the dataset's orientation).
+        orientation (str | None): Axis codes every case is brought to,
+            fixed by the dataset itself (``dataset.json`` ``orientation``).
         label_hint (str): End of the message for unknown label values.
         extra_meta (dict): Additional ``meta.json`` entries.
     """
@@ -74,6 +81,7 @@ class SourceDataset:
     cases: List[CaseFiles]
     is_2d: bool = False
     slice_axis: Optional[int] = None
+    orientation: Optional[str] = None
     label_hint: str = 'the class table'
     extra_meta: Dict[str, Any] = field(default_factory=dict)
 
@@ -133,16 +141,22 @@ class BaseLayout:
 
     def read_headers(self,
                      dataset: SourceDataset) -> Dict[str, VolumeHeader]:
-        """Read every image header and compare image and mask shapes.
+        """Read every image header and check each mask's grid against it.
 
-        This catches unreadable headers, 2D files and shape mismatches
-        before any voxel is loaded.
+        This catches unreadable headers, 2D files and masks that do not lie
+        on their image's voxel grid before any voxel is loaded. A mask
+        stored with its axes permuted or flipped (its affine saying so) is
+        accepted: :meth:`read_case` brings it to the image's axis order.
 
         Args:
             dataset (SourceDataset): The cases to check.
 
         Returns:
             dict[str, VolumeHeader]: Image header per case id.
+
+        Raises:
+            DatasetFormatError: A mask's shape, spacing, origin or direction
+                differs from its image's (after any axis permutation).
         """
         headers = {}
         for case in dataset.cases:
@@ -151,21 +165,71 @@ class BaseLayout:
             if case.label is None:
                 continue
             label = read_volume_header(case.label, dataset.rel(case.label))
-            if image.shape != label.shape:
-                raise DatasetFormatError(
-                    f'{dataset.rel(case.label)}: mask shape '
-                    f'{list(label.shape)} differs from image '
-                    f'{dataset.rel(case.image)} shape {list(image.shape)}; '
-                    'resample the mask onto the image grid')
+            check_mask_grid(label, image, dataset.rel(case.label),
+                            dataset.rel(case.image))
         return headers
 
-    def resolve_slice_axis(self, dataset: SourceDataset,
-                           slice_axis: Optional[int] = None) -> int:
+    def resolve_orientation(self,
+                            dataset: SourceDataset,
+                            orientation: Optional[str] = None
+                            ) -> Optional[Axcodes]:
+        """Pick the axis order every case is brought to.
+
+        ``dataset.json`` > argument > the orientation most cases are stored
+        in (ties: the first case's), so a dataset whose cases all share one
+        orientation is converted without moving a voxel.
+
+        Args:
+            dataset (SourceDataset): The cases to convert.
+            orientation (str, optional): Requested axis codes, e.g.
+                ``'RAS'``.
+
+        Returns:
+            tuple[str, str, str] | None: Axis codes; None for 2D layouts.
+        """
+        requested = (check_axcodes(orientation, 'orientation')
+                     if orientation is not None else None)
+        if dataset.orientation is not None:
+            fixed = check_axcodes(dataset.orientation,
+                                  'dataset.json orientation')
+            if requested is not None and requested != fixed:
+                print_log(
+                    f'orientation={"".join(requested)} ignored: the dataset '
+                    f'fixes orientation={"".join(fixed)} (dataset.json)',
+                    logger='current',
+                    level=logging.WARNING)
+            return fixed
+        if requested is not None:
+            return requested
+        counts: Dict[Axcodes, List[str]] = {}
+        for case_id, header in self.read_headers(dataset).items():
+            counts.setdefault(orientation_of(header.affine),
+                              []).append(case_id)
+        target = max(counts, key=lambda codes: len(counts[codes]))
+        others = {c: ids for c, ids in counts.items() if c != target}
+        if others:
+            detail = '; '.join(f'{"".join(c)}: {ids[:5]}'
+                               for c, ids in sorted(others.items()))
+            print_log(
+                f'{sum(map(len, others.values()))} case(s) stored in another '
+                f'axis order are brought to {"".join(target)}, the order of '
+                f'{len(counts[target])} case(s) ({detail})',
+                logger='current')
+        return target
+
+    def resolve_slice_axis(self,
+                           dataset: SourceDataset,
+                           slice_axis: Optional[int] = None,
+                           orientation: Optional[Sequence[str]] = None
+                           ) -> int:
         """Pick the slice axis: dataset.json > argument > voxel spacing.
 
         Args:
             dataset (SourceDataset): The cases to convert.
             slice_axis (int, optional): Requested axis.
+            orientation (Sequence[str], optional): Axis codes the cases are
+                brought to; the axis is an axis of that order. Defaults to
+                each case's stored order.
 
         Returns:
             int: The slice axis in ``0..2``.
@@ -184,7 +248,11 @@ class BaseLayout:
             return slice_axis
         by_axis: Dict[int, List[str]] = {}
         for case_id, header in headers.items():
-            axis = choose_slice_axis(header.spacing, header.shape)
+            shape, spacing = header.shape, header.spacing
+            if orientation is not None:
+                r = reorientation(header.affine, shape, orientation)
+                shape, spacing = r.target_shape, r.spacing(spacing)
+            axis = choose_slice_axis(spacing, shape)
             by_axis.setdefault(axis, []).append(case_id)
         if len(by_axis) > 1:
             detail = '; '.join(f'axis {a} for {ids[:5]}'
@@ -209,15 +277,61 @@ class BaseLayout:
 
         Returns:
             tuple: ``(image, label, spacing, affine)``: the 3D float image,
-            the 3D integer mask (None when unlabelled), the voxel spacing
-            and the 4x4 affine.
+            the 3D integer mask in the image's axis order (None when
+            unlabelled), the voxel spacing and the 4x4 affine of the image
+            as stored.
+
+        Raises:
+            DatasetFormatError: The mask does not lie on the image's grid.
         """
         vol = read_volume(case.image, dataset.rel(case.image))
         label = None
         if case.label is not None:
-            label = read_volume(
-                case.label, dataset.rel(case.label), is_label=True).data
+            mask = read_volume(
+                case.label, dataset.rel(case.label), is_label=True)
+            to_image = check_mask_grid(
+                VolumeHeader(mask.data.shape, mask.spacing, mask.affine),
+                VolumeHeader(vol.data.shape, vol.spacing, vol.affine),
+                dataset.rel(case.label), dataset.rel(case.image))
+            label = to_image.apply(mask.data)
         return vol.data, label, vol.spacing, vol.affine
+
+
+def check_mask_grid(mask: VolumeHeader, image: VolumeHeader, mask_name: str,
+                    image_name: str):
+    """Check that a mask lies on its image's voxel grid, in any axis order.
+
+    Args:
+        mask (VolumeHeader): The mask's shape, spacing and affine.
+        image (VolumeHeader): The image's.
+        mask_name (str): The mask file in messages.
+        image_name (str): The image file in messages.
+
+    Returns:
+        Reorientation: Brings the mask array to the image's axis order
+        (identity when both are stored alike).
+
+    Raises:
+        DatasetFormatError: The grids differ.
+    """
+    to_image = match_grid(mask.affine, mask.shape, image.affine, image.shape)
+    if to_image is not None:
+        return to_image
+    if sorted(mask.shape) != sorted(image.shape):
+        what = (f'mask shape {list(mask.shape)} differs from image '
+                f'{image_name} shape {list(image.shape)}')
+    else:
+        what = (f'mask geometry differs from image {image_name}: axis '
+                f'order {"".join(orientation_of(mask.affine))} vs '
+                f'{"".join(orientation_of(image.affine))}, spacing '
+                f'{[round(s, 4) for s in mask.spacing]} vs '
+                f'{[round(s, 4) for s in image.spacing]}, origin '
+                f'{np.round(mask.affine[:3, 3], 3).tolist()} vs '
+                f'{np.round(image.affine[:3, 3], 3).tolist()} mm')
+    raise DatasetFormatError(
+        f'{mask_name}: {what}; the mask does not lie on the image\'s voxel '
+        'grid, so its labels would land on the wrong voxels. Resample the '
+        'mask onto the image grid or fix its header')
 
 
 def select_cases(dataset: SourceDataset,

@@ -21,7 +21,9 @@ class NnUNetLayout(BaseLayout):
     ``ROOT/labelsTr/<case><ending>`` and ``ROOT/dataset.json`` with
     ``labels`` as ``{name: value}`` (nnU-Net v2) or ``{"value": name}``
     (MSD / v1), optional ``file_ending`` (default ``.nii.gz``),
-    ``slice_axis``, ``palette`` and ``name``. Channels other than ``_0000``
+    ``orientation`` (axis codes every case is brought to, e.g. ``"RAS"``),
+    ``slice_axis`` (an axis of that orientation), ``palette`` and
+    ``name``. Channels other than ``_0000``
     are ignored.
 
     Args:
@@ -89,6 +91,7 @@ class NnUNetLayout(BaseLayout):
             classes=table,
             cases=cases,
             slice_axis=slice_axis_from_json(meta, 'dataset.json'),
+            orientation=meta.get('orientation'),
             label_hint="dataset.json 'labels' "
             f'({dict(zip(table.names, table.label_values))}); fix the mask '
             'or add them to dataset.json')

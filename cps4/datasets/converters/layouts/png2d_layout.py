@@ -111,8 +111,19 @@ class Png2DLayout(BaseLayout):
             f'{root}: neither img_dir/ + ann_dir/ nor images/ + labels/ '
             'found; check the dataset root')
 
-    def resolve_slice_axis(self, dataset: SourceDataset,
-                           slice_axis: Optional[int] = None) -> int:
+    def resolve_orientation(self,
+                            dataset: SourceDataset,
+                            orientation: Optional[str] = None) -> None:
+        """None: 2D images carry no orientation and are kept as stored."""
+        if orientation is not None:
+            raise ValueError('orientation does not apply to the png2d layout '
+                             '(2D images are kept as stored)')
+        return None
+
+    def resolve_slice_axis(self,
+                           dataset: SourceDataset,
+                           slice_axis: Optional[int] = None,
+                           orientation=None) -> int:
         """Always 2: the slices are stacked along a new last axis."""
         check_slice_axis(slice_axis)
         return 2
