@@ -38,8 +38,10 @@ def parse_args():
     parser.add_argument('--batch-size', type=int, default=8,
                         help='slices per forward pass (bounds the memory)')
     parser.add_argument('--slice-axis', type=int, choices=(0, 1, 2),
-                        help='array axis to slice along (default: the axis '
-                        'of largest voxel spacing, as the converters)')
+                        help='slice the stored array along this axis as it '
+                        'is (default: bring the volume to the training '
+                        'orientation from its affine and slice along the '
+                        'training slice axis)')
     parser.add_argument('--save-probs', action='store_true',
                         help='also write <case>_probs with one float32 '
                         'component per class')
@@ -65,7 +67,10 @@ def main():
         inputs = [Path(args.input)]
     else:
         sys.exit(f'error: input not found: {args.input}')
-    outputs = output_paths(inputs, args.output)
+    try:
+        outputs = output_paths(inputs, args.output)
+    except ValueError as exc:
+        sys.exit(f'error: {exc}')
     model = init_model(args.config, args.checkpoint, args.device,
                        args.cfg_options)
     if args.channels_last:
@@ -88,6 +93,11 @@ def main():
                             probs_path(dst) if args.save_probs else None)
         except (DatasetFormatError, FileNotFoundError) as exc:
             logger.error(f'{tag} {exc}')
+            failed.append(src.name)
+            continue
+        except Exception as exc:  # noqa: BLE001 - one bad file, not the run
+            logger.error(f'{tag} {src.name}: failed ({type(exc).__name__}: '
+                         f'{exc})')
             failed.append(src.name)
             continue
         logger.info(f'{tag} wrote {dst} (shape {list(pred.labels.shape)}, '

@@ -2,12 +2,19 @@
 import argparse
 import os
 import os.path as osp
+import sys
+from contextlib import ExitStack
+from pathlib import Path
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cps4.utils import (enable_channels_last, enable_mixed_precision,
-                        explained_registry_errors, init_cpu_dist)
+from cps4.utils import (CheckpointMismatchError, CorruptCheckpointError,
+                        UnsafeCheckpointError, atomic_dir,
+                        check_checkpoint_fits,
+                        enable_channels_last, enable_mixed_precision,
+                        explained_registry_errors, init_cpu_dist,
+                        merge_cfg_options)
 
 
 def parse_args():
@@ -21,7 +28,13 @@ def parse_args():
         '--out',
         type=str,
         help='the dir to save per-case metrics (json/csv) and the predicted '
-        'volumes (<case>.nii.gz, source label values and affine)')
+        'volumes (<case>.nii.gz, source label values and affine); written '
+        'as one set, which replaces the folder only when the test succeeds')
+    parser.add_argument(
+        '--overwrite',
+        action='store_true',
+        help='replace a non-empty --out folder of an earlier run (default: '
+        'refuse it, so that two runs are never mixed)')
     parser.add_argument(
         '--show-dir',
         help='directory where painted images (image, ground truth, '
@@ -69,13 +82,30 @@ def trigger_visualization_hook(cfg, args):
     return cfg
 
 
+def add_output_evaluators(cfg, output_dir: str) -> None:
+    """Write per-case metrics and predicted volumes into ``output_dir``."""
+    evaluators = cfg.test_evaluator
+    if not isinstance(evaluators, (list, tuple)):
+        evaluators = [evaluators]
+    evaluators = [dict(e) for e in evaluators]
+    for e in evaluators:
+        if e['type'] == 'VolumeDiceMetric':
+            e['output_dir'] = output_dir
+    evaluators.append(
+        dict(type='DumpVolumePredictions', output_dir=output_dir,
+             data_root=cfg.test_dataloader.dataset.data_root))
+    cfg.test_evaluator = evaluators
+
+
 def main():
     args = parse_args()
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     init_cpu_dist(cfg)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ValueError as exc:
+        sys.exit(f'error: {exc}')
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir
@@ -94,22 +124,31 @@ def main():
     if args.show_dir:
         cfg = trigger_visualization_hook(cfg, args)
     if args.out is not None:
-        evaluators = cfg.test_evaluator
-        if not isinstance(evaluators, (list, tuple)):
-            evaluators = [evaluators]
-        evaluators = [dict(e) for e in evaluators]
-        for e in evaluators:
-            if e['type'] == 'VolumeDiceMetric':
-                e['output_dir'] = args.out
-        evaluators.append(
-            dict(type='DumpVolumePredictions', output_dir=args.out,
-                 data_root=cfg.test_dataloader.dataset.data_root))
-        cfg.test_evaluator = evaluators
-
-    with explained_registry_errors():
-        runner = Runner.from_cfg(cfg)
-    runner.test()
-
+        out = Path(args.out)
+        if out.exists() and (not out.is_dir() or any(out.iterdir())) and (
+                not args.overwrite):
+            sys.exit(f'error: --out {out} is not empty (an earlier run?); '
+                     'pass --overwrite to replace it or choose another '
+                     'folder')
+    # --out is written into a staging folder that replaces it only when the
+    # whole test succeeded; on any error the earlier set stays as it was
+    with ExitStack() as staged:
+        if args.out is not None:
+            stage = staged.enter_context(atomic_dir(args.out))
+            add_output_evaluators(cfg, str(stage))
+        with explained_registry_errors():
+            runner = Runner.from_cfg(cfg)
+        # mmengine loads non-strictly: refuse a checkpoint of another model
+        # instead of testing a partly random one
+        try:
+            check_checkpoint_fits(runner.model, args.checkpoint)
+        except (CheckpointMismatchError, CorruptCheckpointError,
+                UnsafeCheckpointError, FileNotFoundError) as exc:
+            runner.logger.error(str(exc))
+            sys.exit(f'error: {exc}')
+        runner.test()
+    if args.out is not None:
+        runner.logger.info(f'per-case metrics and predictions in {args.out}')
 
 if __name__ == '__main__':
     main()

@@ -2,12 +2,14 @@
 import argparse
 import os
 import os.path as osp
+import sys
 
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from cps4.utils import (enable_channels_last, enable_mixed_precision,
-                        explained_registry_errors, init_cpu_dist)
+                        explained_registry_errors, init_cpu_dist,
+                        merge_cfg_options)
 
 
 def parse_args():
@@ -73,8 +75,10 @@ def main():
     cfg = Config.fromfile(args.config)
     cfg.launcher = args.launcher
     init_cpu_dist(cfg)
-    if args.cfg_options is not None:
-        cfg.merge_from_dict(args.cfg_options)
+    try:
+        merge_cfg_options(cfg, args.cfg_options)
+    except ValueError as exc:
+        sys.exit(f'error: {exc}')
 
     if args.work_dir is not None:
         cfg.work_dir = args.work_dir

@@ -33,13 +33,14 @@ from mmengine.runner import load_checkpoint
 
 from cps4.apis.dataset_inference import inference_dataset
 from cps4.datasets.intensity import apply_intensity_window, intensity_window
-from cps4.datasets.meta import (class_to_source_values, read_meta,
-                                reassemble_volume)
+from cps4.datasets.meta import (class_to_source_values, dataset_orientation,
+                                read_meta, reassemble_volume)
+from cps4.datasets.orientation import Reorientation, reorientation
 from cps4.datasets.volume_io import (ITK_SUFFIXES, NIFTI_SUFFIXES,
                                      choose_slice_axis, read_volume,
                                      strip_suffix, write_volume_like)
 from cps4.engine.hooks import to_memory_format
-from cps4.utils import memory_format_of
+from cps4.utils import memory_format_of, merge_cfg_options
 from cps4.utils.fileio import DatasetFormatError
 
 PathLike = Union[str, os.PathLike]
@@ -122,8 +123,7 @@ def init_model(config: Union[str, Config],
         raise TypeError(f'config must be a path or a Config, got '
                         f'{type(config).__name__}')
     cfg = copy.deepcopy(config)
-    if cfg_options:
-        cfg.merge_from_dict(cfg_options)
+    merge_cfg_options(cfg, cfg_options)
     if device.startswith('cuda') and not torch.cuda.is_available():
         raise RuntimeError(f'--device {device} asked for, but torch sees no '
                            'CUDA device; use --device cpu')
@@ -158,6 +158,12 @@ def init_model(config: Union[str, Config],
             meta.setdefault('palette', file_meta.get('palette'))
             meta.setdefault('label_values', file_meta['label_values'])
             meta.setdefault('slice_axis', file_meta['slice_axis'])
+            meta.setdefault('orientation', dataset_orientation(file_meta))
+    if meta and 'orientation' not in meta:
+        # checkpoints written before the orientation travelled in them
+        file_meta = _data_root_meta(cfg)
+        meta = dict(meta, orientation=None if file_meta is None else
+                    dataset_orientation(file_meta))
     model.dataset_meta = meta or {}
     model.cfg = cfg
     model.to(device)
@@ -196,36 +202,52 @@ def build_volume_pipeline(cfg: Config) -> Compose:
 
 
 def _slice_stack(volume: str, slice_axis: Optional[int],
-                 trained_axis: Optional[int]) -> Tuple[np.ndarray, int]:
+                 trained_axis: Optional[int],
+                 orientation: Optional[str] = None
+                 ) -> Tuple[np.ndarray, int, Optional[Reorientation]]:
     """Read a volume and window it into a uint8 stack of slices.
 
+    With ``orientation`` (the axis codes of the training cases) and no
+    ``slice_axis``, the volume is first brought to that orientation from its
+    affine and cut along ``trained_axis``, as the converters cut the
+    training cases, whatever axis order the file is stored in.
+
     Returns:
-        tuple[np.ndarray, int]: The (N, H, W) uint8 slices, with the
-        converters' intensity window, and the array axis they were taken
-        along.
+        tuple: The (N, H, W) uint8 slices with the converters' intensity
+        window; the axis of the stored array they were taken along; and the
+        reorientation applied (None when the stored array was cut as is).
     """
     name = osp.basename(volume)
     vol = read_volume(volume, name)
-    if slice_axis is None:
-        slice_axis = choose_slice_axis(vol.spacing, vol.data.shape)
-        if trained_axis is not None and int(trained_axis) != slice_axis:
-            print_log(
-                f'{name}: slicing along axis {slice_axis} (its largest '
-                f'spacing); the training volumes were sliced along axis '
-                f'{trained_axis}. Pass slice_axis if this volume is stored '
-                'in another axis order.', logger='current',
-                level=logging.WARNING)
-    elif not -3 <= slice_axis <= 2:
-        raise ValueError(f'slice_axis must be 0, 1 or 2, got {slice_axis}')
-    slice_axis = slice_axis % 3
+    data, to_model = vol.data, None
+    if slice_axis is None and orientation is not None and (
+            trained_axis is not None):
+        to_model = reorientation(vol.affine, data.shape, orientation)
+        data = to_model.apply(data)
+        axis = int(trained_axis) % 3
+        stored_axis = int(np.flatnonzero(to_model.transform[:, 0] == axis)[0])
+    else:
+        if slice_axis is None:
+            slice_axis = choose_slice_axis(vol.spacing, data.shape)
+            if trained_axis is not None and int(trained_axis) != slice_axis:
+                print_log(
+                    f'{name}: slicing along axis {slice_axis} (its largest '
+                    f'spacing); the training volumes were sliced along axis '
+                    f'{trained_axis}. Pass slice_axis if this volume is '
+                    'stored in another axis order.', logger='current',
+                    level=logging.WARNING)
+        elif not -3 <= slice_axis <= 2:
+            raise ValueError(
+                f'slice_axis must be 0, 1 or 2, got {slice_axis}')
+        axis = stored_axis = slice_axis % 3
     # the converters' normalisation, applied slice by slice: the only
     # volume-sized arrays are the float32 input and the uint8 result
-    lo, hi = intensity_window(vol.data, name)
-    moved = np.moveaxis(vol.data, slice_axis, 0)
+    lo, hi = intensity_window(data, name)
+    moved = np.moveaxis(data, axis, 0)
     image = np.empty(moved.shape, np.uint8)
     for i in range(moved.shape[0]):
         image[i] = apply_intensity_window(moved[i], lo, hi)
-    return image, slice_axis
+    return image, stored_axis, to_model
 
 
 class _SliceSequence:
@@ -278,8 +300,12 @@ def inference_volume(model: nn.Module,
         model (nn.Module): From :func:`init_model`.
         volume (str | PathLike): ``.nii``/``.nii.gz``/``.mha``/``.nrrd`` file.
         batch_size (int): Slices per forward pass; bounds the memory.
-        slice_axis (int, optional): Array axis to slice along. Defaults to
-            the converters' rule (the axis of largest spacing).
+        slice_axis (int, optional): Axis of the stored array to slice
+            along, as stored (no reorientation). Defaults to the training
+            cases' slicing: the volume is brought to the training
+            orientation from its affine and cut along the training slice
+            axis (for models whose dataset has no orientation, e.g. 2D
+            data: the axis of largest spacing).
         with_probs (bool): Also return per-class probabilities.
         progress (bool): Show a progress bar.
         amp (bool, optional): Run the network under mixed-precision
@@ -298,18 +324,25 @@ def inference_volume(model: nn.Module,
         raise ValueError(f'batch_size must be >= 1, got {batch_size}')
     volume = str(volume)
     meta = getattr(model, 'dataset_meta', None) or {}
-    image, slice_axis = _slice_stack(volume, slice_axis,
-                                     meta.get('slice_axis'))
+    image, slice_axis, to_model = _slice_stack(volume, slice_axis,
+                                               meta.get('slice_axis'),
+                                               meta.get('orientation'))
     labels, probs = _predict_slices(model, image, batch_size, with_probs,
                                     progress, amp)
     n = image.shape[0]
-    label_volume = reassemble_volume(labels, n, slice_axis)
+    axis = slice_axis if to_model is None else int(
+        to_model.transform[slice_axis, 0])
+    label_volume = reassemble_volume(labels, n, axis)
     prob_volume = None
     if with_probs:
         # (K, H, W) per slice -> (*volume shape, K)
         prob_volume = np.stack(
-            [reassemble_volume([p[k] for p in probs], n, slice_axis)
+            [reassemble_volume([p[k] for p in probs], n, axis)
              for k in range(probs[0].shape[0])], axis=-1)
+    if to_model is not None:  # back to the input's own array order
+        label_volume = to_model.undo(label_volume)
+        prob_volume = (None if prob_volume is None else
+                       to_model.undo(prob_volume))
     return VolumePrediction(
         labels=label_volume,
         source=volume,
@@ -405,14 +438,33 @@ def output_paths(inputs: Sequence[Path], output: PathLike,
         inputs (Sequence[Path]): Input files.
         output (str | PathLike): Output file or folder.
         suffix (str, optional): Output suffix; defaults to the input's.
+
+    Raises:
+        ValueError: An output would be one of the inputs, or the output
+            folder holds inputs (a mask must never replace an image, nor
+            be taken for one by the next run).
     """
     output = Path(output)
-    if len(inputs) == 1 and output.name.lower().endswith(VOLUME_SUFFIXES) \
-            and not output.is_dir():
-        return [output]
-    out = []
-    for p in inputs:
-        sfx = suffix or next(s for s in VOLUME_SUFFIXES
-                             if p.name.lower().endswith(s))
-        out.append(output / f'{case_name(p)}{sfx}')
+    single = len(inputs) == 1 and output.name.lower().endswith(
+        VOLUME_SUFFIXES) and not output.is_dir()
+    if single:
+        out = [output]
+    else:
+        out = []
+        for p in inputs:
+            sfx = suffix or next(s for s in VOLUME_SUFFIXES
+                                 if p.name.lower().endswith(s))
+            out.append(output / f'{case_name(p)}{sfx}')
+    sources = {Path(p).resolve() for p in inputs}
+    clash = [str(p) for p in out if p.resolve() in sources]
+    if clash:
+        raise ValueError(
+            f'output {clash[0]} is an input file; masks would replace the '
+            'images. Choose an output outside the inputs')
+    folders = {p.parent for p in sources}
+    if not single and output.resolve() in folders:
+        raise ValueError(
+            f'output {output} puts masks into the folder of the input '
+            'images, where they would be read as images next time; choose '
+            'another output folder')
     return out

@@ -1,17 +1,20 @@
-from .atomic_file import atomic_file, save_figure
+from .atomic_file import atomic_dir, atomic_file, save_figure
 from .atomic_local_backend import AtomicLocalBackend
-from .checkpoint import (SAFE_GLOBALS, CorruptCheckpointError,
-                         UnsafeCheckpointError, load_local_checkpoint,
+from .checkpoint import (SAFE_GLOBALS, CheckpointMismatchError,
+                         CorruptCheckpointError, UnsafeCheckpointError,
+                         check_checkpoint_fits, load_local_checkpoint,
                          register_safe_globals)
 from .launch import (explain_registry_error, explained_registry_errors,
-                     init_cpu_dist)
+                     init_cpu_dist, merge_cfg_options)
 from .precision import (disable_mixed_precision, enable_channels_last,
                         enable_mixed_precision, memory_format_of)
 
 __all__ = [
-    'atomic_file', 'save_figure', 'AtomicLocalBackend', 'SAFE_GLOBALS',
-    'CorruptCheckpointError', 'UnsafeCheckpointError', 'load_local_checkpoint',
+    'atomic_dir', 'atomic_file', 'save_figure', 'AtomicLocalBackend', 'SAFE_GLOBALS',
+    'CheckpointMismatchError', 'CorruptCheckpointError',
+    'UnsafeCheckpointError', 'check_checkpoint_fits', 'load_local_checkpoint',
     'register_safe_globals', 'init_cpu_dist', 'explain_registry_error',
-    'explained_registry_errors', 'disable_mixed_precision',
+    'explained_registry_errors', 'merge_cfg_options',
+    'disable_mixed_precision',
     'enable_channels_last', 'enable_mixed_precision', 'memory_format_of'
 ]

@@ -115,3 +115,65 @@ def register_safe_globals() -> None:
     torch.serialization.add_safe_globals(SAFE_GLOBALS)
     CheckpointLoader.register_scheme(prefixes='', loader=load_local_checkpoint,
                                      force=True)
+
+
+class CheckpointMismatchError(ValueError):
+    """A checkpoint's weights do not fit the model of the config."""
+
+
+def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
+    """Load a checkpoint into ``model``, refusing one that does not fit.
+
+    mmengine loads weights non-strictly: a checkpoint of another head (6
+    classes for a 20-class config) or another backbone loads with a
+    warning and the rest of the model stays randomly initialised. A test
+    or an inference must not run on such a model. The weights go through
+    the model's own loading hooks, so what a model accepts on purpose (a
+    single-network checkpoint in a teacher-student segmentor) still fits.
+
+    Args:
+        model (torch.nn.Module): The model built from the config (a model
+            wrapper is unwrapped); it holds the checkpoint's weights after a
+            successful call.
+        filename (str): The checkpoint file.
+
+    Raises:
+        CheckpointMismatchError: Keys missing from the checkpoint, keys the
+            model does not have, or tensors of another shape; the message
+            names them.
+        FileNotFoundError, CorruptCheckpointError, UnsafeCheckpointError:
+            From :func:`load_local_checkpoint`.
+    """
+    from mmengine.model import is_model_wrapper
+    if is_model_wrapper(model):
+        model = model.module
+    ckpt = load_local_checkpoint(filename, map_location='cpu')
+    state = ckpt.get('state_dict', ckpt) if isinstance(ckpt, dict) else {}
+    state = {(k[len('module.'):] if k.startswith('module.') else k): v
+             for k, v in state.items()}
+    own = model.state_dict()
+    shapes = sorted(
+        f'{k} {list(state[k].shape)} in the checkpoint, '
+        f'{list(own[k].shape)} in the model' for k in set(own) & set(state)
+        if hasattr(state[k], 'shape') and state[k].shape != own[k].shape)
+    missing, unexpected = [], []
+    if not shapes:
+        try:
+            result = model.load_state_dict(state, strict=False)
+            missing = sorted(result.missing_keys)
+            unexpected = sorted(result.unexpected_keys)
+        except RuntimeError as exc:  # a shape the hooks renamed into
+            shapes = [ln.strip() for ln in str(exc).splitlines()
+                      if 'size mismatch' in ln] or [str(exc)]
+    if not (missing or unexpected or shapes):
+        return
+    parts = []
+    for what, keys in (('other shapes', shapes), ('missing', missing),
+                       ('not in the model', unexpected)):
+        if keys:
+            more = f' and {len(keys) - 5} more' if len(keys) > 5 else ''
+            parts.append(f'{what}: {"; ".join(keys[:5])}{more}')
+    raise CheckpointMismatchError(
+        f'{filename}: its weights do not fit the model of the config '
+        f'({" | ".join(parts)}); check that the checkpoint was trained with '
+        'this config (number of classes, backbone)')

@@ -99,6 +99,44 @@ def explain_registry_error(exc: BaseException) -> Optional[str]:
             "first: custom_imports = dict(imports=['cps4', 'your_module']).")
 
 
+def merge_cfg_options(cfg: Config, options: Optional[dict]) -> None:
+    """Merge ``--cfg-options`` into ``cfg``, refusing unknown top-level keys.
+
+    ``Config.merge_from_dict`` adds any key it is given, so a typo such as
+    ``trian_cfg.max_iters=5`` is silently ignored by the runner. A
+    top-level key must be one the config already has or one the runner
+    reads (an argument of ``mmengine.runner.Runner``).
+
+    Args:
+        cfg (Config): The loaded config, changed in place.
+        options (dict, optional): ``key.path=value`` pairs as parsed by
+            ``mmengine.config.DictAction``; None merges nothing.
+
+    Raises:
+        ValueError: An unknown top-level key; the message names the
+            nearest valid ones.
+    """
+    if not options:
+        return
+    import inspect
+
+    from mmengine.runner import Runner
+    valid = set(cfg.keys()) | {
+        name for name in inspect.signature(Runner.__init__).parameters
+        if name != 'self'} | {'custom_imports', 'default_scope'}
+    for key in options:
+        top = str(key).split('.', 1)[0]
+        if top not in valid:
+            close = difflib.get_close_matches(top, sorted(valid), n=3,
+                                              cutoff=0.6)
+            hint = f'; did you mean {close[0]!r}' if close else ''
+            raise ValueError(
+                f'--cfg-options {key}: the config has no top-level key '
+                f'{top!r}{hint}? (an unknown key would be ignored silently; '
+                f'known keys: {", ".join(sorted(valid))})')
+    cfg.merge_from_dict(options)
+
+
 @contextmanager
 def explained_registry_errors() -> Iterator[None]:
     """Re-raise unknown-type ``KeyError``s with :func:`explain_registry_error`."""

@@ -235,3 +235,260 @@ def test_inference_dataset_batches_in_index_order(trained):
                               b.pred_sem_seg.data.numpy())
     with pytest.raises(ValueError, match='batch_size'):
         next(inference_dataset(model, dataset, batch_size=0))
+
+
+def _restore(data, affine, perm, flips):
+    """``data`` stored with its axes permuted and flipped, with the affine
+    that keeps every voxel's world position."""
+    stored = np.transpose(data, perm)
+    to_old = np.zeros((4, 4))
+    to_old[3, 3] = 1
+    for k, p in enumerate(perm):
+        to_old[p, k] = 1
+    affine = np.asarray(affine, float) @ to_old
+    for k, flip in enumerate(flips):
+        if flip:
+            stored = np.flip(stored, k)
+            f = np.eye(4)
+            f[k, k], f[k, 3] = -1, stored.shape[k] - 1
+            affine = affine @ f
+    return np.ascontiguousarray(stored), affine
+
+
+def test_any_axis_order_gives_the_same_mask_on_the_same_voxels(
+        trained, tiny_spine_root, tmp_path):
+    """A volume stored with its axes flipped or permuted (header adjusted,
+    same world geometry) or re-saved as .mha is segmented exactly like the
+    stored training case, and its mask is written in its own array order
+    with its own affine."""
+    sitk = pytest.importorskip('SimpleITK')
+    cfg_path, ckpt, _ = trained
+    model = init_model(str(cfg_path), str(ckpt))
+    assert model.dataset_meta['orientation'] == read_meta(
+        tiny_spine_root)['orientation']
+    good = sorted((raw_root(tiny_spine_root) / 'imagesTr').iterdir())[0]
+    pred = inference_volume(model, good, with_probs=True, progress=False)
+    reference, ref_probs = pred.labels, pred.probs
+    # the probabilities vary over the volume: a flipped slice would show
+    assert ref_probs[..., 0].std() > 0.01
+    img = nib.load(str(good))
+    data = np.asanyarray(img.dataobj)
+    src = tmp_path / 'in'
+    src.mkdir()
+    orders = {
+        'flip0': ((0, 1, 2), (True, False, False)),
+        'flip1': ((0, 1, 2), (False, True, False)),
+        'flip2': ((0, 1, 2), (False, False, True)),
+        'swap01': ((1, 0, 2), (False, False, False)),
+        'roll': ((2, 0, 1), (True, False, True)),
+    }
+    for name, (perm, flips) in orders.items():
+        stored, affine = _restore(data, img.affine, perm, flips)
+        nib.Nifti1Image(stored, affine).to_filename(
+            str(src / f'{name}.nii.gz'))
+    sitk.WriteImage(sitk.ReadImage(str(good)), str(src / 'as_mha.mha'))
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/infer.py'), str(cfg_path),
+         str(ckpt), str(src), str(out), '--save-probs'],
+        capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lut = np.asarray(read_meta(tiny_spine_root)['label_values'])
+    for name, (perm, flips) in orders.items():
+        mask = nib.load(str(out / f'{name}.nii.gz'))
+        expected, affine = _restore(lut[reference], img.affine, perm, flips)
+        np.testing.assert_allclose(mask.affine, affine, atol=1e-5)
+        np.testing.assert_array_equal(np.asanyarray(mask.dataobj), expected,
+                                      err_msg=name)
+        probs = np.asanyarray(
+            nib.load(str(out / f'{name}_probs.nii.gz')).dataobj)
+        expected_probs = np.stack([
+            _restore(ref_probs[..., k], img.affine, perm, flips)[0]
+            for k in range(ref_probs.shape[-1])], -1)
+        np.testing.assert_allclose(probs, expected_probs, atol=1e-6,
+                                   err_msg=name)
+    # ITK arrays are (z, y, x): the NIfTI array order reversed
+    mha = sitk.ReadImage(str(out / 'as_mha.mha'))
+    np.testing.assert_array_equal(
+        sitk.GetArrayFromImage(mha), lut[reference].transpose(2, 1, 0))
+    mha_probs = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(out / 'as_mha_probs.mha')))
+    np.testing.assert_allclose(mha_probs, ref_probs.transpose(2, 1, 0, 3),
+                               atol=1e-6)
+
+
+def test_an_output_is_never_an_input(trained, tiny_spine_root, tmp_path):
+    """``infer.py IN IN --overwrite`` and an output file equal to the input
+    are refused before the model is loaded, and no input changes."""
+    cfg_path, ckpt, _ = trained
+    src = tmp_path / 'in'
+    src.mkdir()
+    good = sorted((raw_root(tiny_spine_root) / 'imagesTr').iterdir())[0]
+    shutil.copy(good, src / 'scan.nii.gz')
+    before = (src / 'scan.nii.gz').read_bytes()
+    runs = {
+        'same folder': [str(src), str(src), '--overwrite'],
+        'same file': [str(src / 'scan.nii.gz'), str(src / 'scan.nii.gz'),
+                      '--overwrite'],
+    }
+    for what, io in runs.items():
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / 'tools/infer.py'),
+             str(cfg_path), str(ckpt)] + io,
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0, what
+        assert 'error: output' in proc.stderr, (what, proc.stderr[-2000:])
+        assert 'Traceback' not in proc.stderr
+        assert sorted(p.name for p in src.iterdir()) == ['scan.nii.gz']
+        assert (src / 'scan.nii.gz').read_bytes() == before, what
+    # a mask beside its single input is fine
+    assert output_paths([src / 'scan.nii.gz'], src / 'scan_mask.nii.gz') == [
+        src / 'scan_mask.nii.gz']
+
+
+def test_test_tool_refuses_a_checkpoint_of_another_model(trained, tmp_path):
+    """A checkpoint whose head has another number of classes, or that lacks
+    weights, is refused by name instead of tested half random."""
+    import torch
+    cfg_path, ckpt, _ = trained
+    state = torch.load(str(ckpt), map_location='cpu', weights_only=False)
+    key = next(k for k in state['state_dict'] if k.endswith('conv_seg.weight'))
+    bad = dict(state)
+    bad['state_dict'] = dict(state['state_dict'])
+    w = bad['state_dict'][key]
+    bad['state_dict'][key] = torch.zeros((w.shape[0] + 3, ) + w.shape[1:])
+    torch.save(bad, str(tmp_path / 'other_head.pth'))
+    partial = dict(state)
+    partial['state_dict'] = {k: v for k, v in state['state_dict'].items()
+                             if 'decode_head' not in k}
+    torch.save(partial, str(tmp_path / 'partial.pth'))
+    for name, match in (('other_head.pth', key), ('partial.pth', 'missing')):
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / 'tools/test.py'), str(cfg_path),
+             str(tmp_path / name), '--work-dir', str(tmp_path / 'w')],
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0, name
+        assert 'do not fit the model of the config' in proc.stderr, (
+            proc.stderr[-2000:])
+        assert match in proc.stderr and 'Traceback' not in proc.stderr
+        assert 'mDice' not in proc.stdout
+
+
+def test_a_bad_file_in_a_folder_run_is_named_and_the_rest_processed(
+        trained, tiny_spine_root, tmp_path):
+    cfg_path, ckpt, _ = trained
+    good = sorted((raw_root(tiny_spine_root) / 'imagesTr').iterdir())[0]
+    src = tmp_path / 'in'
+    src.mkdir()
+    shutil.copy(good, src / 'a_good.nii.gz')
+    img = nib.load(str(good))
+    bad = nib.Nifti1Image(np.asanyarray(img.dataobj), img.affine)
+    bad.header['pixdim'][1] = np.nan
+    bad.to_filename(str(src / 'b_nan_pixdim.nii.gz'))
+    shutil.copy(good, src / 'c_good.nii.gz')
+    out = tmp_path / 'out'
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/infer.py'), str(cfg_path),
+         str(ckpt), str(src), str(out)],
+        capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert 'b_nan_pixdim.nii.gz: voxel spacing' in log, log[-2000:]
+    assert "1 of 3 input(s) failed and have no mask: ['b_nan_pixdim" in log
+    assert 'Traceback' not in log
+    assert sorted(p.name for p in out.iterdir()) == ['a_good.nii.gz',
+                                                     'c_good.nii.gz']
+
+
+def test_nifti_input_to_itk_output(trained, tiny_spine_root, tmp_path):
+    """A NIfTI input with an .mha mask: the mask lies on the input's voxels
+    as ITK reads them; a sheared NIfTI geometry, which ITK cannot hold, is
+    refused by name and leaves no file."""
+    sitk = pytest.importorskip('SimpleITK')
+    cfg_path, ckpt, _ = trained
+    good = sorted((raw_root(tiny_spine_root) / 'imagesTr').iterdir())[0]
+    model = init_model(str(cfg_path), str(ckpt))
+    pred = inference_volume(model, good, with_probs=True, progress=False)
+    save_prediction(pred, tmp_path / 'mask.mha',
+                    probs_file=tmp_path / 'mask_probs.mha')
+    ref, out = sitk.ReadImage(str(good)), sitk.ReadImage(
+        str(tmp_path / 'mask.mha'))
+    lut = np.asarray(read_meta(tiny_spine_root)['label_values'])
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(out),
+                                  lut[pred.labels].transpose(2, 1, 0))
+    assert out.GetOrigin() == ref.GetOrigin()
+    assert out.GetDirection() == ref.GetDirection()
+    np.testing.assert_allclose(out.GetSpacing(), ref.GetSpacing())
+    probs = sitk.GetArrayFromImage(
+        sitk.ReadImage(str(tmp_path / 'mask_probs.mha')))
+    np.testing.assert_allclose(probs, pred.probs.transpose(2, 1, 0, 3))
+
+    img = nib.load(str(good))
+    sheared = img.affine.copy()
+    sheared[0, 1] += 0.3
+    nib.Nifti1Image(np.asanyarray(img.dataobj), sheared).to_filename(
+        str(tmp_path / 'sheared.nii.gz'))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/infer.py'), str(cfg_path),
+         str(ckpt), str(tmp_path / 'sheared.nii.gz'),
+         str(tmp_path / 'sheared_mask.mha')],
+        capture_output=True, text=True, timeout=600)
+    log = proc.stdout + proc.stderr
+    assert proc.returncode == 1
+    assert 'cannot be written as .mha' in log and '.nii.gz instead' in log
+    assert 'Traceback' not in log
+    assert not (tmp_path / 'sheared_mask.mha').exists()
+
+
+def test_a_misspelt_cfg_option_is_refused(trained, tmp_path):
+    cfg_path, ckpt, _ = trained
+    for tool, extra in (('train.py', []), ('test.py', [str(ckpt)])):
+        proc = subprocess.run(
+            [sys.executable, str(REPO_ROOT / 'tools' / tool), str(cfg_path)]
+            + extra + ['--work-dir', str(tmp_path / tool), '--cfg-options',
+                       'trian_cfg.max_iters=5'],
+            capture_output=True, text=True, timeout=600)
+        assert proc.returncode != 0, tool
+        assert ("no top-level key 'trian_cfg'; did you mean 'train_cfg'"
+                in proc.stderr), (tool, proc.stderr[-2000:])
+        assert 'Traceback' not in proc.stderr
+    with pytest.raises(ValueError, match="did you mean 'test_dataloader'"):
+        init_model(str(cfg_path), str(ckpt),
+                   cfg_options={'test_dataloder.batch_size': 2})
+    # keys the runner reads are accepted even when the config lacks them
+    model = init_model(str(cfg_path), str(ckpt),
+                       cfg_options={'randomness.seed': 3})
+    assert model.cfg.randomness.seed == 3
+
+
+def test_test_tool_out_folder_is_never_mixed(trained, tmp_path):
+    """``--out`` into a folder of an earlier run is refused; with
+    ``--overwrite`` the whole set is replaced, and only by a test that
+    succeeded."""
+    cfg_path, ckpt, _ = trained
+    out = tmp_path / 'out'
+    out.mkdir()
+    (out / 'old_case.nii.gz').write_bytes(b'a mask of an earlier run')
+
+    def run(checkpoint, *extra):
+        return subprocess.run(
+            [sys.executable, str(REPO_ROOT / 'tools/test.py'), str(cfg_path),
+             str(checkpoint), '--work-dir', str(tmp_path / 'w'), '--out',
+             str(out), *extra],
+            capture_output=True, text=True, timeout=600)
+
+    proc = run(ckpt)
+    assert proc.returncode != 0 and 'is not empty' in proc.stderr
+    assert sorted(p.name for p in out.iterdir()) == ['old_case.nii.gz']
+    # a failing test (no such checkpoint) keeps the earlier set
+    proc = run(tmp_path / 'missing.pth', '--overwrite')
+    assert proc.returncode != 0
+    assert sorted(p.name for p in out.iterdir()) == ['old_case.nii.gz']
+    proc = run(ckpt, '--overwrite')
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = sorted(p.name for p in out.iterdir())
+    assert 'old_case.nii.gz' not in names
+    assert 'volume_metrics_per_case.json' in names
+    assert any(n.endswith('.nii.gz') for n in names)
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith('.')]
+    assert leftovers == []
