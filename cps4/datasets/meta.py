@@ -122,17 +122,29 @@ def dataset_orientation(meta: Mapping) -> Optional[str]:
 
 def class_to_source_values(labels: np.ndarray,
                            label_values: Sequence[Optional[int]],
-                           display: str = 'labels') -> np.ndarray:
+                           display: str = 'labels',
+                           ignore_value: Optional[int] = None) -> np.ndarray:
     """Map class indices to source label values.
 
     Args:
         labels (np.ndarray): Class indices.
         label_values (Sequence[int | None]): Source value of each class.
         display (str): Name for error messages.
+        ignore_value (int, optional): Source value of unannotated voxels
+            (``meta.json`` ``ignore_value``); index 255 maps back to it.
 
     Returns:
         np.ndarray: Source values in the smallest fitting integer dtype.
     """
+    if ignore_value is not None and np.any(labels == 255):
+        ignored = labels == 255
+        values = class_to_source_values(np.where(ignored, 0, labels),
+                                        label_values, display)
+        dtype = np.result_type(values.dtype,
+                               np.min_scalar_type(int(ignore_value)))
+        values = values.astype(dtype)
+        values[ignored] = ignore_value
+        return values
     present = np.unique(labels)
     if present.size and int(present.max()) >= len(label_values):
         raise DatasetFormatError(

@@ -63,6 +63,12 @@ def converter_parser(description: str) -> argparse.ArgumentParser:
         help='slice axis when dataset.json has none, an axis of the '
         'orientation below (default: the axis of largest voxel spacing)')
     parser.add_argument(
+        '--ignore-label',
+        type=int,
+        help='mask value of unannotated voxels (partial labels); stored as '
+        '255 and left out of every loss and the metric (a dataset.json '
+        "label named 'ignore' does the same)")
+    parser.add_argument(
         '--orientation',
         help="axis codes every case is brought to when dataset.json has "
         "none, e.g. 'RAS' (default: the axis order most cases are stored "
@@ -117,6 +123,7 @@ def run_conversion(args: argparse.Namespace, layout: str, logger_name: str,
             classes=args.classes,
             slice_axis=args.slice_axis,
             orientation=args.orientation,
+            ignore_label=args.ignore_label,
             overwrite=args.overwrite,
             cases=args.cases,
             allow_unlabelled=args.allow_unlabelled,

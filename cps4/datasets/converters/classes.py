@@ -42,6 +42,9 @@ _SPIDER_DISCS = ('L5/S', 'L4/L5', 'L3/L4', 'L2/L3', 'L1/L2', 'T12/L1',
                  'T11/T12', 'T10/T11', 'T9/T10')
 SPIDER_CANAL_VALUE = 100
 
+#: Class index of unannotated pixels in label PNGs (mmseg's ignore index).
+IGNORE_INDEX = 255
+
 
 def _spider_default_label_map() -> Dict[int, str]:
     mapping = {0: 'background', SPIDER_CANAL_VALUE: 'background'}
@@ -70,12 +73,16 @@ class ClassTable:
         palette (list[list[int]]): ``[r, g, b]`` per class.
         source_to_class (dict[int, int]): Every accepted source value and the
             class index it becomes.
+        ignore_value (int | None): Source value of unannotated voxels of
+            partially labelled masks; it becomes :data:`IGNORE_INDEX`, which
+            every loss and the metric leave out.
     """
 
     names: List[str]
     label_values: List[Optional[int]]
     palette: List[List[int]]
     source_to_class: Dict[int, int] = field(default_factory=dict)
+    ignore_value: Optional[int] = None
 
     def __post_init__(self):
         if not self.names:
@@ -150,7 +157,38 @@ class ClassTable:
             names=names,
             label_values=list(self.label_values),
             palette=[list(c) for c in self.palette],
-            source_to_class=dict(self.source_to_class))
+            source_to_class=dict(self.source_to_class),
+            ignore_value=self.ignore_value)
+
+    def with_ignore_value(self, value: Optional[int],
+                          origin: str) -> 'ClassTable':
+        """Return a copy whose source ``value`` marks unannotated voxels.
+
+        Args:
+            value (int | None): The ignore value; None keeps the table.
+            origin (str): Where the value came from, for messages.
+
+        Returns:
+            ClassTable: The table with :attr:`ignore_value` set.
+
+        Raises:
+            DatasetFormatError: ``value`` is not an integer or is the value
+                of a class.
+        """
+        if value is None:
+            return self
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise DatasetFormatError(
+                f'{origin}: the ignore label must be an integer, got '
+                f'{value!r}')
+        if int(value) in self.source_to_class:
+            name = self.names[self.source_to_class[int(value)]]
+            raise DatasetFormatError(
+                f'{origin}: ignore label {int(value)} is the value of class '
+                f'{name!r}; choose a value no class uses')
+        table = self.rename(self.names, origin)
+        table.ignore_value = int(value)
+        return table
 
     def map_labels(self, labels: np.ndarray, display: str,
                    hint: str) -> Tuple[np.ndarray, int]:
@@ -171,25 +209,30 @@ class ClassTable:
         """
         values, inverse = np.unique(labels, return_inverse=True)
         unknown = [int(v) for v in values if int(v) not in
-                   self.source_to_class]
+                   self.source_to_class and int(v) != self.ignore_value]
         if unknown:
             raise DatasetFormatError(
                 f'{display}: label values {unknown} are not in {hint}')
-        lut = np.array([self.source_to_class[int(v)] for v in values],
-                       dtype=np.uint8)
+        lut = np.array([
+            IGNORE_INDEX if int(v) == self.ignore_value else
+            self.source_to_class[int(v)] for v in values
+        ], dtype=np.uint8)
         mapped = lut[inverse.reshape(labels.shape)]
-        dropped = (values != 0) & (lut == 0)
+        dropped = (values != 0) & (lut == 0)  # ignored voxels are not 0
         n_dropped = int(np.count_nonzero(dropped[inverse.reshape(-1)]))
         return mapped, n_dropped
 
     def to_meta(self) -> Dict[str, list]:
         """Return the ``classes``/``palette``/``label_values`` meta fields."""
-        return dict(
+        meta = dict(
             classes=list(self.names),
             palette=[list(map(int, c)) for c in self.palette],
             label_values=[
                 None if v is None else int(v) for v in self.label_values
             ])
+        if self.ignore_value is not None:
+            meta['ignore_value'] = int(self.ignore_value)
+        return meta
 
 
 def parse_dataset_json_labels(labels: Mapping, display: str

@@ -164,6 +164,7 @@ def convert_dataset(src_root: PathLike,
                     allow_unlabelled: bool = False,
                     name: Optional[str] = None,
                     orientation: Optional[str] = None,
+                    ignore_label: Optional[int] = None,
                     splits: bool = True,
                     split_seeds: Sequence[int] = DEFAULT_SPLIT_SEEDS,
                     split_ratios: Sequence[float] = DEFAULT_LABEL_RATIOS,
@@ -198,6 +199,10 @@ def convert_dataset(src_root: PathLike,
             case is brought to when ``dataset.json`` has no
             ``orientation``. Defaults to the orientation most cases are
             stored in.
+        ignore_label (int, optional): Source value of unannotated voxels
+            of partially labelled masks (also a ``dataset.json`` label
+            named ``ignore``, the nnU-Net v2 convention); stored as 255,
+            which every loss and the metric leave out.
         splits (bool): Also write case-level splits. Defaults to True.
         split_seeds (Sequence[int]): Seeds of the splits.
         split_ratios (Sequence[float]): Label ratios of the splits.
@@ -224,6 +229,14 @@ def convert_dataset(src_root: PathLike,
     src_root, out_dir = Path(src_root).absolute(), Path(out_dir).absolute()
     _check_out_dir(src_root, out_dir, overwrite)
     dataset = layout.find_cases(src_root)
+    if ignore_label is not None:
+        given = dataset.classes.ignore_value
+        if given is not None and given != ignore_label:
+            raise DatasetFormatError(
+                f'--ignore-label {ignore_label} differs from the ignore '
+                f'label {given} of the dataset; give one of them')
+        dataset.classes = dataset.classes.with_ignore_value(
+            ignore_label, 'ignore_label')
     select_cases(dataset, cases)
     check_case_files(dataset, allow_unlabelled)
     orientation = layout.resolve_orientation(dataset, orientation)

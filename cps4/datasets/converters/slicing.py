@@ -99,7 +99,8 @@ def load_case_volume(out_dir: PathLike,
             f'{list(volume.shape)}, meta.json says {list(shape)}')
     if to_source_values:
         volume = class_to_source_values(volume, meta['label_values'],
-                                        f'case {case_id!r}')
+                                        f'case {case_id!r}',
+                                        meta.get('ignore_value'))
     return volume
 
 

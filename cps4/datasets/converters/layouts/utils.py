@@ -97,10 +97,15 @@ def table_from_dataset_json(meta: Mapping, display: str,
             f"{display}: no 'labels' key; add {{\"background\": 0, ...}} "
             'mapping class names to label values')
     names, values = parse_dataset_json_labels(meta['labels'], display)
+    ignore_value = None
+    if 'ignore' in names[1:]:  # nnU-Net v2: unannotated voxels
+        i = names.index('ignore')
+        ignore_value = values.pop(i)
+        names.pop(i)
     palette = (
         parse_palette(meta['palette'], names, display)
         if meta.get('palette') is not None else default_palette(len(names)))
     table = ClassTable.from_values(names, values, palette)
     if classes is not None:
         table = table.rename(classes, f"{display} 'labels'")
-    return table
+    return table.with_ignore_value(ignore_value, f"{display} 'labels'")
