@@ -128,6 +128,9 @@ class SpineSliceDataset(BaseSegDataset):
         for case_id in case_ids:
             case = self.meta['cases'][case_id]
             n_slices = int(case['n_slices'])
+            # a case converted without a mask has no label slices: its
+            # samples carry no seg_map_path (LoadHiddenAnnotations)
+            has_label = case.get('label', True) is not None
             spacing = [float(s) for s in case['spacing']]
             axis = int(self.meta.get('slice_axis', 2))
             in_plane = [s for i, s in enumerate(spacing) if i != axis]
@@ -135,7 +138,8 @@ class SpineSliceDataset(BaseSegDataset):
             for idx in range(n_slices):
                 name = f'{case_id}_{idx:04d}'
                 seg_path = osp.join(ann_dir, name + self.seg_map_suffix)
-                if self.skip_empty and not self._has_foreground(seg_path):
+                if self.skip_empty and has_label and (
+                        not self._has_foreground(seg_path)):
                     n_skipped += 1
                     continue
                 info = dict(
@@ -147,7 +151,7 @@ class SpineSliceDataset(BaseSegDataset):
                     label_map=self.label_map,
                     reduce_zero_label=self.reduce_zero_label,
                     seg_fields=[])
-                if self.with_label:
+                if self.with_label and has_label:
                     info['seg_map_path'] = seg_path
                 data_list.append(info)
         if n_skipped:

@@ -79,6 +79,11 @@ def converter_parser(description: str) -> argparse.ArgumentParser:
         '--allow-unlabelled',
         action='store_true',
         help='convert cases without a mask as unlabelled')
+    parser.add_argument(
+        '--unlabelled',
+        metavar='DIR',
+        help='a folder of further images without masks (unlabelled pool '
+        'of every split, never val or test)')
     parser.add_argument('--name', help='dataset name for meta.json')
     parser.add_argument(
         '--overwrite',
@@ -124,6 +129,7 @@ def run_conversion(args: argparse.Namespace, layout: str, logger_name: str,
             slice_axis=args.slice_axis,
             orientation=args.orientation,
             ignore_label=args.ignore_label,
+            unlabelled=args.unlabelled,
             overwrite=args.overwrite,
             cases=args.cases,
             allow_unlabelled=args.allow_unlabelled,

@@ -29,7 +29,8 @@ sup_pipeline = [
 ]
 unsup_pipeline = [
     dict(type='LoadImageFromFile', color_type='grayscale'),
-    dict(type='LoadAnnotations'),  # hidden ground truth, for logging only
+    # hidden ground truth, for logging only; none for volumes without a mask
+    dict(type='LoadHiddenAnnotations'),
     *geometric,
     dict(type='MultiBranch', branch_field=branch_field,
          unsup_teacher=[pack], unsup_student=strong,

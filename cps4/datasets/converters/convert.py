@@ -31,7 +31,8 @@ from ..splits import (DEFAULT_LABEL_RATIOS, DEFAULT_SPLIT_SEEDS,
                       check_label_ratio, check_n_labelled, write_splits)
 from .io import write_png
 from .layouts import (BaseLayout, CaseFiles, SourceDataset, build_layout,
-                      check_case_files, select_cases)
+                      add_unlabelled_cases, check_case_files,
+                      select_cases)
 from .slicing import iter_slices, slice_name, volume_geometry
 
 #: Version of the output format written to ``meta.json``.
@@ -165,6 +166,7 @@ def convert_dataset(src_root: PathLike,
                     name: Optional[str] = None,
                     orientation: Optional[str] = None,
                     ignore_label: Optional[int] = None,
+                    unlabelled: Optional[PathLike] = None,
                     splits: bool = True,
                     split_seeds: Sequence[int] = DEFAULT_SPLIT_SEEDS,
                     split_ratios: Sequence[float] = DEFAULT_LABEL_RATIOS,
@@ -192,13 +194,17 @@ def convert_dataset(src_root: PathLike,
         sequence (str, optional): ``spider`` only, see :class:`.SpiderLayout`.
         cases (Sequence[str], optional): Convert only these case ids.
         allow_unlabelled (bool): Convert cases without a mask as unlabelled
-            (``label`` null, no label slices) instead of raising.
+            (``label`` null, no label slices) instead of raising; they join
+            the unlabelled pool of every split and never val or test.
         name (str, optional): Dataset name for ``meta.json``; defaults to
             ``dataset.json`` ``name`` or the source folder name.
         orientation (str, optional): Axis codes (e.g. ``'RAS'``) every 3D
             case is brought to when ``dataset.json`` has no
             ``orientation``. Defaults to the orientation most cases are
             stored in.
+        unlabelled (str | PathLike, optional): A folder of further images
+            without masks (``<case>_0000<ext>`` or ``<case><ext>``); they
+            join the unlabelled pool of every split and never val or test.
         ignore_label (int, optional): Source value of unannotated voxels
             of partially labelled masks (also a ``dataset.json`` label
             named ``ignore``, the nnU-Net v2 convention); stored as 255,
@@ -239,6 +245,7 @@ def convert_dataset(src_root: PathLike,
             ignore_label, 'ignore_label')
     select_cases(dataset, cases)
     check_case_files(dataset, allow_unlabelled)
+    add_unlabelled_cases(dataset, unlabelled)
     orientation = layout.resolve_orientation(dataset, orientation)
     axis = layout.resolve_slice_axis(dataset, slice_axis, orientation)
     codes = ('' if orientation is None else

@@ -46,8 +46,9 @@ def prepare_data(data_root: str, layout: str, out_dir: str,
         else:
             print_log(f'converting {src} ({layout} layout) into {out_dir}',
                       logger='current')
+            # images without a mask join the unlabelled pool of every split
             convert_dataset(src, out_dir, layout=layout, classes=classes,
-                            splits=False)
+                            splits=False, allow_unlabelled=True)
         write_splits(out_dir, seeds=sorted(set(seeds)),
                      label_ratios=sorted(set(ratios)),
                      labelled_cases=sorted(set(labelled_cases)))

@@ -10,7 +10,7 @@ import inspect
 from typing import Union
 
 from .base import (DATASET_LAYOUTS, BaseLayout, CaseFiles, SourceDataset,
-                   check_case_files, select_cases)
+                   add_unlabelled_cases, check_case_files, select_cases)
 # imported (so registered) in the order of LAYOUTS
 from .nnunet_layout import NnUNetLayout
 from .mrspineseg_layout import MRSpineSegLayout
@@ -57,7 +57,8 @@ def build_layout(layout: Union[str, BaseLayout], **options) -> BaseLayout:
 
 __all__ = [
     'DATASET_LAYOUTS', 'LAYOUTS', 'build_layout', 'BaseLayout', 'CaseFiles',
-    'SourceDataset', 'select_cases', 'check_case_files', 'NnUNetLayout',
+    'SourceDataset', 'select_cases', 'check_case_files',
+    'add_unlabelled_cases', 'NnUNetLayout',
     'MRSpineSegLayout', 'SpiderLayout', 'Png2DLayout', 'SPIDER_SEQUENCES',
     'load_label_map', 'spider_class_table'
 ]

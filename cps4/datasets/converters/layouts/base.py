@@ -27,8 +27,9 @@ from cps4.utils.fileio import DatasetFormatError, PathLike
 
 from ...orientation import (Axcodes, check_axcodes, match_grid,
                             orientation_of, reorientation)
-from ...volume_io import (VolumeHeader, choose_slice_axis, read_volume,
-                          read_volume_header)
+from ...volume_io import (IMAGE_2D_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES,
+                          VolumeHeader, choose_slice_axis, read_volume,
+                          read_volume_header, strip_suffix)
 from ..classes import ClassTable
 
 #: Registry of the raw dataset layouts, keyed by layout name.
@@ -356,6 +357,64 @@ def select_cases(dataset: SourceDataset,
             f'cases {unknown} not found in {dataset.root} ({dataset.layout} '
             f'layout); known cases include {preview}')
     dataset.cases = [c for c in dataset.cases if c.case_id in set(wanted)]
+    return dataset
+
+
+def add_unlabelled_cases(dataset: SourceDataset,
+                         folder: Optional[PathLike]) -> SourceDataset:
+    """Add the images of ``folder`` as cases without a mask.
+
+    File names follow the dataset's images: ``<case>_0000<ext>`` (nnU-Net)
+    or ``<case><ext>``; other channels (``_0001``...) are skipped.
+
+    Args:
+        dataset (SourceDataset): The dataset found on disk.
+        folder (str | PathLike, optional): Folder of images without masks;
+            None adds nothing.
+
+    Returns:
+        SourceDataset: The same object with the new cases, sorted by id.
+
+    Raises:
+        FileNotFoundError: ``folder`` does not exist.
+        DatasetFormatError: It holds no image, or a case id that the
+            dataset already has.
+    """
+    if folder is None:
+        return dataset
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise FileNotFoundError(
+            f'unlabelled folder {folder} not found; give a folder of images '
+            'without masks')
+    suffixes = (IMAGE_2D_SUFFIXES if dataset.is_2d else
+                NIFTI_SUFFIXES + ITK_SUFFIXES)
+    known = {c.case_id for c in dataset.cases}
+    added, skipped = [], 0
+    for path in sorted(folder.iterdir()):
+        if not path.is_file() or not path.name.lower().endswith(suffixes):
+            continue
+        stem = strip_suffix(path.name)
+        base, sep, channel = stem.rpartition('_')
+        if sep and len(channel) == 4 and channel.isdigit():
+            if channel != '0000':
+                skipped += 1
+                continue
+            stem = base
+        if stem in known:
+            raise DatasetFormatError(
+                f'{path}: case id {stem!r} is also a case of '
+                f'{dataset.root}; rename the unlabelled image')
+        known.add(stem)
+        added.append(CaseFiles(stem, path, None))
+    if not added:
+        raise DatasetFormatError(
+            f'unlabelled folder {folder} holds no image with a suffix of '
+            f'{list(suffixes)}')
+    print_log(f'{len(added)} unlabelled case(s) from {folder}'
+              + (f' ({skipped} files of other channels skipped)'
+                 if skipped else ''), logger='current')
+    dataset.cases = sorted(dataset.cases + added, key=lambda c: c.case_id)
     return dataset
 
 
