@@ -12,30 +12,12 @@ from cps4.datasets.meta import dataset_orientation
 from cps4.datasets.orientation import (check_axcodes, match_grid,
                                        orientation_of, reorientation)
 
+from axis_orders import restore
 from test_converters import make_nnunet, snapshot
 
 ALL_ORDERS = list(itertools.product(itertools.permutations(range(3)),
                                     itertools.product((False, True),
                                                       repeat=3)))
-
-
-def restore(data, affine, perm, flips):
-    """Store ``data`` with its axes permuted by ``perm`` and then flipped
-    where ``flips`` says, with the affine that keeps every voxel's world
-    position (what another scanner or export tool would write)."""
-    stored = np.transpose(data, perm)
-    to_old = np.zeros((4, 4))
-    to_old[3, 3] = 1
-    for k, p in enumerate(perm):
-        to_old[p, k] = 1
-    affine = np.asarray(affine, float) @ to_old
-    for k, flip in enumerate(flips):
-        if flip:
-            stored = np.flip(stored, k)
-            f = np.eye(4)
-            f[k, k], f[k, 3] = -1, stored.shape[k] - 1
-            affine = affine @ f
-    return np.ascontiguousarray(stored), affine
 
 
 def test_reorientation_of_all_48_axis_orders_keeps_world_positions():

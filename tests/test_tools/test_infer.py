@@ -12,6 +12,8 @@ import pytest
 from mmengine.config import Config
 from mmengine.runner import Runner
 
+from axis_orders import restore
+
 from cps4.apis import (build_test_dataset, case_name, find_volumes,
                        inference_dataset, inference_volume, init_model,
                        output_paths, save_prediction)
@@ -237,24 +239,6 @@ def test_inference_dataset_batches_in_index_order(trained):
         next(inference_dataset(model, dataset, batch_size=0))
 
 
-def _restore(data, affine, perm, flips):
-    """``data`` stored with its axes permuted and flipped, with the affine
-    that keeps every voxel's world position."""
-    stored = np.transpose(data, perm)
-    to_old = np.zeros((4, 4))
-    to_old[3, 3] = 1
-    for k, p in enumerate(perm):
-        to_old[p, k] = 1
-    affine = np.asarray(affine, float) @ to_old
-    for k, flip in enumerate(flips):
-        if flip:
-            stored = np.flip(stored, k)
-            f = np.eye(4)
-            f[k, k], f[k, 3] = -1, stored.shape[k] - 1
-            affine = affine @ f
-    return np.ascontiguousarray(stored), affine
-
-
 def test_any_axis_order_gives_the_same_mask_on_the_same_voxels(
         trained, tiny_spine_root, tmp_path):
     """A volume stored with its axes flipped or permuted (header adjusted,
@@ -283,7 +267,7 @@ def test_any_axis_order_gives_the_same_mask_on_the_same_voxels(
         'roll': ((2, 0, 1), (True, False, True)),
     }
     for name, (perm, flips) in orders.items():
-        stored, affine = _restore(data, img.affine, perm, flips)
+        stored, affine = restore(data, img.affine, perm, flips)
         nib.Nifti1Image(stored, affine).to_filename(
             str(src / f'{name}.nii.gz'))
     sitk.WriteImage(sitk.ReadImage(str(good)), str(src / 'as_mha.mha'))
@@ -296,14 +280,14 @@ def test_any_axis_order_gives_the_same_mask_on_the_same_voxels(
     lut = np.asarray(read_meta(tiny_spine_root)['label_values'])
     for name, (perm, flips) in orders.items():
         mask = nib.load(str(out / f'{name}.nii.gz'))
-        expected, affine = _restore(lut[reference], img.affine, perm, flips)
+        expected, affine = restore(lut[reference], img.affine, perm, flips)
         np.testing.assert_allclose(mask.affine, affine, atol=1e-5)
         np.testing.assert_array_equal(np.asanyarray(mask.dataobj), expected,
                                       err_msg=name)
         probs = np.asanyarray(
             nib.load(str(out / f'{name}_probs.nii.gz')).dataobj)
         expected_probs = np.stack([
-            _restore(ref_probs[..., k], img.affine, perm, flips)[0]
+            restore(ref_probs[..., k], img.affine, perm, flips)[0]
             for k in range(ref_probs.shape[-1])], -1)
         np.testing.assert_allclose(probs, expected_probs, atol=1e-6,
                                    err_msg=name)
