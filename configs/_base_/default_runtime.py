@@ -16,5 +16,11 @@ log_level = 'INFO'
 load_from = None
 resume = False
 randomness = dict(seed=0)
-custom_hooks = [dict(type='NumClassCheckHook'), dict(type='InvalidLossHook')]
+# ValRandomStateHook: validating during training never changes its random
+# stream, so the weights do not depend on train_cfg.val_interval
+custom_hooks = [
+    dict(type='NumClassCheckHook'),
+    dict(type='InvalidLossHook'),
+    dict(type='ValRandomStateHook'),
+]
 tta_model = None

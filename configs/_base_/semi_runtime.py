@@ -5,6 +5,7 @@ _base_ = ['./default_runtime.py']
 custom_hooks = [
     dict(type='NumClassCheckHook'),
     dict(type='InvalidLossHook'),
+    dict(type='ValRandomStateHook'),
     dict(type='EMATeacherHook', momentum=0.01, interval=1),
     dict(type='PseudoLabelQualityHook', interval=50),
     dict(type='PseudoLabelVisualizationHook', interval=500),

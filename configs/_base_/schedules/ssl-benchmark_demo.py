@@ -9,6 +9,9 @@
 # (an SSL batch adds as many unlabelled ones), `rampup_iters` the SSL
 # unsupervised-loss ramp-up (0.4 of the iterations), `precision` the default
 # of --precision.
+# Validation at every checkpoint keeps the best-on-val checkpoint (val cases
+# only; `mDice` of the network tested) beside the last one; validating
+# changes no training result (ValRandomStateHook).
 img_size = 96
 batch_size = 4
 rampup_iters = 320
@@ -22,7 +25,8 @@ param_scheduler = [
 train_cfg = dict(max_iters=800, val_interval=800)
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=800, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=800, max_keep_ckpts=1, save_best='mDice',
+                    rule='greater'))
 stage1 = dict(
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,

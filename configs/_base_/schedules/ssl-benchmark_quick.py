@@ -13,6 +13,9 @@
 # of --precision. Checkpoints every 500 iterations (written atomically,
 # schedule_2k.py): an interrupted cell resumes from the last one
 # (tools/benchmark/ssl_bench/runs.py).
+# Validation at every checkpoint keeps the best-on-val checkpoint (val cases
+# only; `mDice` of the network tested) beside the last one; validating
+# changes no training result (ValRandomStateHook).
 img_size = 128
 batch_size = 4
 rampup_iters = 800
@@ -23,10 +26,11 @@ param_scheduler = [
     dict(type='PolyLR', eta_min=1e-5, power=0.9, begin=50,
          end=2000, by_epoch=False),
 ]
-train_cfg = dict(max_iters=2000, val_interval=2000)
+train_cfg = dict(max_iters=2000, val_interval=500)
 default_hooks = dict(
     logger=dict(interval=50),
-    checkpoint=dict(interval=500, max_keep_ckpts=1, save_best=None))
+    checkpoint=dict(interval=500, max_keep_ckpts=1, save_best='mDice',
+                    rule='greater'))
 stage1 = dict(
     param_scheduler=[
         dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,

@@ -11,8 +11,10 @@ class TeacherStudentValLoop(ValLoop):
     """Run validation once per network and report both.
 
     Metrics come back prefixed, e.g. ``teacher/mDice`` and
-    ``student/mDice``; the checkpoint hook's ``save_best`` can use either.
-    ``semi_test_cfg.predict_on`` is restored afterwards.
+    ``student/mDice``, plus ``mDice``: that of the network the model is
+    tested with (``semi_test_cfg.predict_on``), so ``save_best='mDice'``
+    keeps the best checkpoint of the tested network, as for a supervised
+    model. ``semi_test_cfg.predict_on`` is restored afterwards.
 
     Args:
         runner, dataloader, evaluator, fp16: As in mmengine's ``ValLoop``.
@@ -56,6 +58,8 @@ class TeacherStudentValLoop(ValLoop):
                 metrics.update({f'{net}/{k}': v for k, v in result.items()})
         finally:
             model.semi_test_cfg['predict_on'] = original
+        if f'{original}/mDice' in metrics:
+            metrics['mDice'] = metrics[f'{original}/mDice']
         self.runner.call_hook('after_val_epoch', metrics=metrics)
         self.runner.call_hook('after_val')
         return metrics
