@@ -18,6 +18,8 @@ numpy scalars), so ``--resume`` fails out of the box. Rather than turning
    turn it off) and turns a refused or unreadable file into an error that
    names it.
 """
+import glob
+import json
 import os.path as osp
 import pickle
 import zipfile
@@ -177,3 +179,95 @@ def check_checkpoint_fits(model: torch.nn.Module, filename: str) -> None:
         f'{filename}: its weights do not fit the model of the config '
         f'({" | ".join(parts)}); check that the checkpoint was trained with '
         'this config (number of classes, backbone)')
+
+
+def training_checkpoints(work_dir: str) -> dict:
+    """The last and the best-on-val checkpoint of a training work dir.
+
+    The last is the file ``work_dir/last_checkpoint`` names (looked up in
+    ``work_dir`` by its base name, so a work dir that was moved or trained
+    from another directory still resolves); the best is the single
+    ``best_*.pth`` mmengine's ``CheckpointHook`` keeps with ``save_best``
+    (val cases only).
+
+    Args:
+        work_dir (str): The ``--work-dir`` of a ``tools/train.py`` run.
+
+    Returns:
+        dict: ``last`` and ``best`` (None when the run kept no best
+        checkpoint, e.g. ``save_best=None``), each the path of a file.
+
+    Raises:
+        FileNotFoundError: ``work_dir`` holds no ``last_checkpoint``, or it
+            names a file that is not there.
+        ValueError: Several ``best_*.pth`` files (of several
+            ``save_best`` metrics); the message names them.
+    """
+    pointer = osp.join(work_dir, 'last_checkpoint')
+    if not osp.isfile(pointer):
+        raise FileNotFoundError(
+            f'{work_dir} holds no last_checkpoint (not the work dir of a '
+            'training run?); pass a checkpoint file instead')
+    with open(pointer) as f:
+        named = f.read().strip()
+    last = osp.join(work_dir, osp.basename(named))
+    if not osp.isfile(last):
+        raise FileNotFoundError(
+            f'{pointer} names {named}, which is not in {work_dir}')
+    best = sorted(glob.glob(osp.join(work_dir, 'best_*.pth')))
+    if len(best) > 1:
+        raise ValueError(
+            f'{work_dir} holds several best checkpoints '
+            f'({", ".join(osp.basename(b) for b in best)}); pass one file')
+    return dict(last=last, best=best[0] if best else None)
+
+
+def checkpoint_summary(filename: str) -> dict:
+    """When a checkpoint was saved and the best val score known then.
+
+    Returns:
+        dict: ``iter`` (the training iteration, from its ``meta``) and
+        ``best_score`` (the ``save_best`` metric of the best checkpoint so
+        far, from its message hub; None when the run kept no best).
+
+    Raises:
+        KeyError: The checkpoint records no iteration (not written by a
+            training run).
+    """
+    ckpt = load_local_checkpoint(filename, map_location='cpu')
+    meta = ckpt.get('meta', {}) if isinstance(ckpt, dict) else {}
+    if 'iter' not in meta:
+        raise KeyError(f'{filename} records no iteration in its meta')
+    hub = ckpt.get('message_hub') or {}
+    info = hub.get('runtime_info', {}) if isinstance(hub, dict) else {}
+    score = info.get('best_score')
+    return dict(iter=int(meta['iter']),
+                best_score=None if score is None else float(score))
+
+
+def logged_val_scores(work_dir: str, key: str = 'mDice') -> dict:
+    """The val scores a training run logged, by iteration.
+
+    Read from mmengine's ``<timestamp>/vis_data/scalars.json`` files of
+    ``work_dir`` (oldest first, so a resumed run's later records win).
+
+    Args:
+        work_dir (str): The work dir of the training run.
+        key (str): The metric. Defaults to ``mDice`` (for a teacher-student
+            model, that of the network it is tested with).
+
+    Returns:
+        dict: ``{iteration: score}``; empty when nothing was logged.
+    """
+    scores = {}
+    for path in sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                          'scalars.json'))):
+        with open(path) as f:
+            for line in f:
+                try:
+                    record = json.loads(line)
+                except ValueError:  # a line cut by a kill
+                    continue
+                if key in record and 'step' in record:
+                    scores[int(record['step'])] = record[key]
+    return scores

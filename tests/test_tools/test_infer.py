@@ -65,7 +65,7 @@ def test_mask_keeps_geometry_and_matches_test_tool_dice(
          str(ckpt), '--work-dir', str(tmp_path / 'test_work'), '--out',
          str(out), '--show-dir', str(tmp_path / 'show')],
         capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
     per_case = json.loads((out / 'volume_metrics_per_case.json').read_text())
     case = per_case[0]['case_id']
     meta = read_meta(tiny_spine_root)
