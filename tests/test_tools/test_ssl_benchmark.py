@@ -202,11 +202,14 @@ def test_apply_schedule_sets_ramp_up_lr_and_sizes(tmp_path):
     assert cfg.model.semi_train_cfg.rampup_iters == ramp * 4 == 800
     assert [(s['begin'], s['end']) for s in cfg.param_scheduler] == [
         (0, 50), (50, 2000)]
-    assert cfg.train_cfg.val_interval == cfg.train_cfg.max_iters == 2000
-    # a checkpoint every 500 iterations: an interrupted cell resumes
+    assert cfg.train_cfg.max_iters == 2000
+    # a checkpoint every 500 iterations: an interrupted cell resumes; each
+    # is validated and the best on val is kept beside the last
     assert cfg.default_hooks.checkpoint.interval == 500
+    assert cfg.train_cfg.val_interval == 500
     assert cfg.default_hooks.checkpoint.max_keep_ckpts == 1
-    assert cfg.default_hooks.checkpoint.save_best is None
+    assert cfg.default_hooks.checkpoint.save_best == 'mDice'
+    assert cfg.default_hooks.checkpoint.rule == 'greater'
     assert cfg.train_dataloader.sampler.batch_size == 8
     weak = cfg.train_dataloader.dataset.datasets[1].pipeline
     assert weak[2]['scale'] == (128, 128)
@@ -559,7 +562,11 @@ def test_second_vlm_round_learns_from_its_source_cell(tiny_raw, tmp_path,
 
     def fake_train_test(cfg, folder, seed, options):
         trained.append((cfg, folder))
-        cfg.dump(str(Path(folder) / 'config.py'))  # as train_test does
+        # as train_test does: the config, the last checkpoint and its
+        # pointer (no best_*.pth: the cell has no best row)
+        cfg.dump(str(Path(folder) / 'config.py'))
+        (Path(folder) / 'iter_8.pth').write_bytes(b'')
+        (Path(folder) / 'last_checkpoint').write_text(f'{folder}/iter_8.pth')
         return ({'mDice': 50.0, 'Dice.L1': 50.0}, f'{folder}/iter_8.pth',
                 7.0, 1.0)
 

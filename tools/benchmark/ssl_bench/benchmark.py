@@ -13,14 +13,15 @@ from mmengine.logging import print_log
 from cps4.datasets.meta import read_meta
 from cps4.datasets.spine_classes import anatomical_order
 from cps4.datasets.splits import load_split
+from cps4.utils.atomic_file import atomic_file
 from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import finished_records, write_results
-from .runs import (adabn_scores, agreement_dataset, dice_of, order_scores,
-                   same_precision, train_test, val_record)
+from .runs import (adabn_scores, agreement_dataset, best_record, dice_of,
+                   order_scores, same_precision, train_test, val_record)
 from .schedules import PRECISIONS, SCHEDULES
 
 #: Test-time post-processes a finished cell can be scored with (rows
@@ -288,6 +289,9 @@ class SSLBenchmark:
                 test_set='test-root' if self.test_root else 'split test',
                 checkpoint=ckpt, precision=self.precision)
             record.update(val_record(folder, method.predict_on))
+            best = best_record(folder, record, self.test_options)
+            if best is not None:
+                record['best'] = best
             if method.stage1:
                 record['stage1_train_s'] = stage1_s
             pseudo_labels = pseudo_label_summary(folder)
@@ -315,7 +319,10 @@ class SSLBenchmark:
 
         def dump(cfg: Config, folder: str) -> None:
             os.makedirs(folder, exist_ok=True)
-            cfg.dump(osp.join(folder, 'config.py'))
+            # atomic: a second copy on the same work dir may be reading it
+            with atomic_file(osp.join(folder, 'config.py')) as tmp:
+                with open(tmp, 'w') as f:
+                    f.write(cfg.dump())
             written.append(osp.join(folder, 'config.py'))
 
         stage1_done = set()
@@ -401,9 +408,20 @@ class SSLBenchmark:
                               f'{out["val_dice"]:.2f})', logger='current')
 
     def _write(self, records: List[dict]) -> None:
-        """Results with the "+order" / "+adabn" rows of the cells that
-        have them."""
+        """Results with the "+best", "+order" and "+adabn" rows of the
+        cells that have them."""
         rows, methods = list(records), list(self.methods)
+        for _, cell, record in self._cell_records(records):
+            best = record.get('best')
+            if not best:
+                continue
+            row = f'{record["method"]}+best'
+            rows.append(dict(record, method=row, pseudo_labels=None,
+                             val_dice=best['val_dice'],
+                             dice_mean=best['dice_mean'],
+                             dice_per_class=best['dice_per_class']))
+            if row not in methods:
+                methods.append(row)
         for name in POST_PROCESSES:
             for _, cell, record in self._cell_records(records):
                 path = osp.join(cell.folder(self.work_dir), f'{name}.json')

@@ -12,6 +12,13 @@ from cps4.utils.atomic_file import atomic_file, save_figure
 from cps4.utils.fileio import write_json_atomic
 from .methods import Cell, LabelAmount
 
+#: Which checkpoint each row of ``results.md`` tests.
+CHECKPOINT_NOTE = (
+    'Rows METHOD test the last checkpoint of each cell; rows METHOD+best '
+    'its best-on-val checkpoint (val mDice of the split\'s val cases at '
+    'every checkpoint, the network the cell is tested with); +order and '
+    '+adabn rows post-process the last checkpoint.\n\n')
+
 #: The method whose full-supervision cells are the reference of the
 #: ratio-to-full figures.
 REFERENCE = 'sup'
@@ -86,7 +93,7 @@ def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
                       '\n\n' + stage1_table(stage1))
     with atomic_file(osp.join(work_dir, 'results.md')) as tmp:
         with open(tmp, 'w') as f:
-            f.write(table + shown + per_class)
+            f.write(CHECKPOINT_NOTE + table + shown + per_class)
     if records:
         plot_dice_vs_cases(records, methods,
                            osp.join(work_dir, 'dice_vs_cases.png'))

@@ -13,10 +13,13 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 from cps4.evaluation.functional import class_dice
+from cps4.utils import (checkpoint_summary, logged_val_scores,
+                        training_checkpoints)
+from cps4.utils.atomic_file import atomic_file
 from cps4.utils.fileio import write_json_atomic
 
-from .sweep import (last_checkpoint, run_logged, test_metrics,
-                    train_and_test, val_metrics)
+from .sweep import (checkpoint_iter, last_checkpoint, run_logged,
+                    test_metrics, train_and_test, val_metrics)
 from .schedules import REPO_ROOT
 
 #: The repository's ``tools/`` (``train.py``, ``test.py``).
@@ -52,8 +55,9 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
             config_sha256=digest,
             started=datetime.now().strftime('%Y%m%d_%H%M%S')))
     config = osp.join(cell_dir, 'config.py')
-    with open(config, 'w') as f:
-        f.write(text)
+    with atomic_file(config) as tmp:
+        with open(tmp, 'w') as f:
+            f.write(text)
     return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
                           test_options, tools_dir=TOOLS_DIR,
                           cwd=str(REPO_ROOT), resume=resume)
@@ -115,6 +119,44 @@ def val_record(folder: str, predict_on: str) -> dict:
     return dict(val=val, val_dice=dice)
 
 
+def best_record(cell_dir: str, record: dict,
+                test_options: Sequence[str]) -> Optional[dict]:
+    """Scores of the best-on-val checkpoint of a finished cell.
+
+    The best checkpoint is the one training kept with ``save_best='mDice'``
+    (the val cases of the cell's split, validated at every checkpoint; for
+    an SSL cell the network it is tested with). It is tested like the
+    last one (``cell_dir/best_test``) unless it is the last one, whose
+    scores it then shares.
+
+    Args:
+        cell_dir (str): The cell's folder.
+        record (dict): The cell's record (``checkpoint``, ``dice_mean``,
+            ``dice_per_class``).
+        test_options (Sequence[str]): ``--cfg-options`` of the cell's test.
+
+    Returns:
+        dict | None: ``checkpoint``, ``iter``, ``val_dice`` (val mDice
+        logged at that iteration), ``dice_mean``, ``dice_per_class`` and
+        ``same_as_last``; None when the run kept no best checkpoint.
+    """
+    best = training_checkpoints(cell_dir)['best']
+    if best is None:
+        return None
+    it = checkpoint_summary(best)['iter']
+    out = dict(checkpoint=best, iter=it,
+               val_dice=logged_val_scores(cell_dir).get(it),
+               same_as_last=it == checkpoint_iter(record['checkpoint']))
+    if out['same_as_last']:
+        out.update(dice_mean=record['dice_mean'],
+                   dice_per_class=record['dice_per_class'])
+        return out
+    test = test_checkpoint(osp.join(cell_dir, 'config.py'), best,
+                           osp.join(cell_dir, 'best_test'), test_options)
+    out['dice_mean'], out['dice_per_class'] = dice_of(test)
+    return out
+
+
 #: ``--cfg-options`` of the "+order" scores: the anatomical-order
 #: post-process on every slice's prediction (HD95 off: only Dice is read).
 ORDER_OPTIONS = ('test_evaluator.hd95=False',
@@ -125,9 +167,10 @@ def test_checkpoint(config: str, checkpoint: str, out_dir: str,
                     options: Sequence[str]) -> dict:
     """``tools/test.py`` of one checkpoint into ``out_dir`` (log
     ``out_dir.log``); return its metrics."""
+    opts = ['--cfg-options', *options] if options else []
     run_logged([sys.executable, osp.join(TOOLS_DIR, 'test.py'), config,
-                checkpoint, '--work-dir', out_dir, '--cfg-options',
-                *options], out_dir + '.log', cwd=str(REPO_ROOT))
+                checkpoint, '--work-dir', out_dir, *opts], out_dir + '.log',
+               cwd=str(REPO_ROOT))
     return test_metrics(out_dir)
 
 
