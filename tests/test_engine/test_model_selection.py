@@ -137,6 +137,12 @@ def test_best_and_last_checkpoints_are_kept(runs):
 def test_a_work_dir_without_checkpoints_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match='no last_checkpoint'):
         training_checkpoints(str(tmp_path))
+    proc = subprocess.run(
+        [sys.executable, str(REPO_ROOT / 'tools/test.py'),
+         str(REPO_ROOT / BCP), str(tmp_path)],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1
+    assert f'error: {tmp_path} holds no last_checkpoint' in proc.stderr
     (tmp_path / 'last_checkpoint').write_text(str(tmp_path / 'iter_9.pth'))
     with pytest.raises(FileNotFoundError, match='iter_9.pth'):
         training_checkpoints(str(tmp_path))
