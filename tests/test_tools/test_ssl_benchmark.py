@@ -53,9 +53,28 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert not (work / 'cells').exists()
     run_bench(tiny_raw, work)
     assert s1_path.stat().st_mtime_ns == s1_stamp  # reused, not retrained
-    records = json.loads((work / 'results.json').read_text())
+    rows = json.loads((work / 'results.json').read_text())
+    records = [r for r in rows if '+' not in r['method']]
     assert [(r['method'], r['labels'], r['seed']) for r in records] == [
         ('sup', '2cases', 0), ('cps4', '2cases', 0), ('sup', '100pct', 0)]
+    # each cell also tests its best-on-val checkpoint (validated at
+    # iterations 2 and 4): a METHOD+best row beside the last one's
+    best_rows = [r for r in rows if r['method'].endswith('+best')]
+    assert [(r['method'], r['labels']) for r in best_rows] == [
+        ('sup+best', '2cases'), ('cps4+best', '2cases'),
+        ('sup+best', '100pct')]
+    for r, b in zip(records, best_rows):
+        best = r['best']
+        assert best['iter'] in (2, 4)
+        assert best['same_as_last'] == (best['iter'] == 4)
+        assert b['dice_mean'] == best['dice_mean']
+        assert b['val_dice'] == best['val_dice'] is not None
+        cell = work / 'cells' / r['method'] / r['labels'] / 'seed0'
+        if best['same_as_last']:
+            assert best['dice_mean'] == r['dice_mean']
+        else:
+            assert (cell / 'best_test').is_dir()
+        assert 0 <= best['dice_mean'] <= 100
     assert [r['n_labelled_cases'] for r in records] == [2, 2, 4]
     assert records[0]['split'] == 'splits/seed0_2cases.json'
     for r in records:
@@ -86,6 +105,8 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert '| L4 |' in table  # per-class section
     assert '| cps4 | 2cases | 0 |' in table  # pseudo-label section
     assert '## Val mDice' in table
+    assert table.startswith('Rows METHOD test the last checkpoint')
+    assert '| sup+best |' in table and '| cps4+best |' in table
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
@@ -103,9 +124,9 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert 'training and testing' not in log
     assert {p: p.stat().st_mtime_ns for p in results} == stamps
 
-    def cell_rows():  # results.json also holds the +order rows now
+    def cell_rows():  # results.json also holds the +best, +order rows
         rows = json.loads((work / 'results.json').read_text())
-        return [r for r in rows if not r['method'].endswith('+order')]
+        return [r for r in rows if '+' not in r['method']]
 
     assert cell_rows() == records
     # the stage-1 time is the cell's, even when stage 1 was trained earlier
@@ -641,7 +662,8 @@ def test_tiny_second_vlm_round_end_to_end(tiny_raw, tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     records = json.loads((work / 'results.json').read_text())
     assert [(r['method'], r['labels']) for r in records] == [
-        ('cps4_reliability_vlm2', '2cases')]
+        ('cps4_reliability_vlm2', '2cases'),
+        ('cps4_reliability_vlm2+best', '2cases')]
     round2 = work / 'stage1/2cases/seed0_round2_cps4_reliability'
     r2 = json.loads((round2 / 'result.json').read_text())
     assert r2['round'] == 2 and 0 <= r2['agreed_share'] <= 1
