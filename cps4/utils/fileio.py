@@ -60,3 +60,16 @@ def write_json_atomic(path: PathLike, obj: Any) -> None:
         with open(tmp, 'w', encoding='utf-8') as f:
             json.dump(obj, f, indent=2)
             f.write('\n')
+
+
+def write_text_atomic(path: PathLike, text: str) -> None:
+    """Write ``text`` via a temporary file and ``os.replace``, like
+    :func:`write_json_atomic`: a reader never sees a half-written file.
+
+    Args:
+        path (str | PathLike): Destination file; its folder must exist.
+        text (str): The file's content.
+    """
+    with atomic_file(Path(path), '.tmp') as tmp:
+        with open(tmp, 'w', encoding='utf-8') as f:
+            f.write(text)

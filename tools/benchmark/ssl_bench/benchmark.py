@@ -13,7 +13,7 @@ from mmengine.logging import print_log
 from cps4.datasets.meta import read_meta
 from cps4.datasets.spine_classes import anatomical_order
 from cps4.datasets.splits import load_split
-from cps4.utils.atomic_file import atomic_file
+from cps4.utils.fileio import write_text_atomic
 from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
@@ -320,9 +320,7 @@ class SSLBenchmark:
         def dump(cfg: Config, folder: str) -> None:
             os.makedirs(folder, exist_ok=True)
             # atomic: a second copy on the same work dir may be reading it
-            with atomic_file(osp.join(folder, 'config.py')) as tmp:
-                with open(tmp, 'w') as f:
-                    f.write(cfg.dump())
+            write_text_atomic(osp.join(folder, 'config.py'), cfg.dump())
             written.append(osp.join(folder, 'config.py'))
 
         stage1_done = set()

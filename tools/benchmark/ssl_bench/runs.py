@@ -15,8 +15,7 @@ from mmengine.logging import print_log
 from cps4.evaluation.functional import class_dice
 from cps4.utils import (checkpoint_summary, logged_val_scores,
                         training_checkpoints)
-from cps4.utils.atomic_file import atomic_file
-from cps4.utils.fileio import write_json_atomic
+from cps4.utils.fileio import write_json_atomic, write_text_atomic
 
 from .sweep import (checkpoint_iter, last_checkpoint, run_logged,
                     test_metrics, train_and_test, val_metrics)
@@ -55,9 +54,7 @@ def train_test(cfg: Config, cell_dir: str, seed: int,
             config_sha256=digest,
             started=datetime.now().strftime('%Y%m%d_%H%M%S')))
     config = osp.join(cell_dir, 'config.py')
-    with atomic_file(config) as tmp:
-        with open(tmp, 'w') as f:
-            f.write(text)
+    write_text_atomic(config, text)
     return train_and_test(config, cell_dir, [f'randomness.seed={seed}'],
                           test_options, tools_dir=TOOLS_DIR,
                           cwd=str(REPO_ROOT), resume=resume)
