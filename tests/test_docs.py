@@ -15,6 +15,7 @@ from mmengine.registry import init_default_scope
 from mmseg.registry import MODELS
 
 import cps4  # noqa: F401
+from tiny_data import use_tiny_semi_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 HOWTO = REPO_ROOT / 'docs' / 'howto'
@@ -55,13 +56,8 @@ def _semi_loss(cfg: Config, tiny_spine_root: Path) -> dict:
     cfg.model.segmentor.backbone.base_channels = 8
     cfg.model.segmentor.decode_head.in_channels = 8
     cfg.model.segmentor.decode_head.channels = 8
-    for ds in cfg.train_dataloader.dataset.datasets:
-        ds.data_root = str(tiny_spine_root)
-        ds.split = 'splits/seed0_25pct.json'
-    cfg.train_dataloader.num_workers = 0
-    cfg.train_dataloader.persistent_workers = False
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_dataloader.sampler.batch_size = 2
+    use_tiny_semi_data(cfg, tiny_spine_root, batch_size=2,
+                       loaders=('train_dataloader', ))
     loader = Runner.build_dataloader(cfg.train_dataloader)
     model = MODELS.build(cfg.model)
     model.train()

@@ -18,6 +18,7 @@ from cps4.engine import ValRandomStateHook
 from cps4.utils import (checkpoint_summary, logged_val_scores,
                         training_checkpoints)
 from tiny_models import tiny_student
+from tiny_data import use_tiny_semi_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # BCP draws its mixing boxes from torch's generator: a run that validates
@@ -38,17 +39,7 @@ def tiny_bcp(root: Path, work_dir: Path, val_interval: int,
     cfg = Config.fromfile(REPO_ROOT / BCP)
     cfg.model.segmentor = tiny_student(20)
     cfg.model.semi_test_cfg = dict(predict_on='student')
-    for ds in cfg.train_dataloader.dataset.datasets:
-        ds.data_root = str(root)
-        ds.split = 'splits/seed0_25pct.json'
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].num_workers = 0
-        cfg[key].persistent_workers = False
-        if key != 'train_dataloader':
-            cfg[key].dataset.data_root = str(root)
-            cfg[key].dataset.split = 'splits/seed0_25pct.json'
-    cfg.train_dataloader.batch_size = 4
-    cfg.train_dataloader.sampler.batch_size = 4
+    use_tiny_semi_data(cfg, root, batch_size=4)
     cfg.param_scheduler = []
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=ITERS,
                          val_interval=val_interval)

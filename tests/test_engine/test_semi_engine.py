@@ -16,6 +16,7 @@ from mmseg.registry import MODELS
 import cps4  # noqa: F401
 from cps4.engine import EMATeacherHook, PseudoLabelQualityHook, ema_update
 from tiny_models import tiny_student
+from tiny_data import use_tiny_semi_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -103,16 +104,8 @@ def test_short_semi_run_through_runner(tiny_spine_root, tmp_path):
         'fixmatch_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
     cfg.model.segmentor = tiny_student(20)
     cfg.model.semi_train_cfg.pseudo_threshold = 0.0
-    for ds in cfg.train_dataloader.dataset.datasets:
-        ds.data_root = str(tiny_spine_root)
-        ds.split = 'splits/seed0_25pct.json'
-    for key in ('train_dataloader', 'val_dataloader'):
-        cfg[key].num_workers = 0
-        cfg[key].persistent_workers = False
-    cfg.val_dataloader.dataset.data_root = str(tiny_spine_root)
-    cfg.val_dataloader.dataset.split = 'splits/seed0_25pct.json'
-    cfg.train_dataloader.batch_size = 4
-    cfg.train_dataloader.sampler.batch_size = 4
+    use_tiny_semi_data(cfg, tiny_spine_root, batch_size=4,
+                       loaders=('train_dataloader', 'val_dataloader'))
     cfg.param_scheduler = []
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=4,
                          val_interval=4)

@@ -10,6 +10,8 @@ from mmengine.config import Config
 from mmengine.registry import init_default_scope
 from mmengine.runner import load_checkpoint
 
+from tiny_data import use_tiny_semi_data
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -60,17 +62,7 @@ def test_two_process_semi_supervised_training(tiny_spine_root, tmp_path):
     cfg = Config.fromfile(
         REPO_ROOT / 'configs/ssl/'
         'mean-teacher_unet-s5-d16-fcn_2xb4-500_synthetic-5pct-128px.py')
-    for ds in cfg.train_dataloader.dataset.datasets:
-        ds.data_root = str(tiny_spine_root)
-        ds.split = 'splits/seed0_25pct.json'
-    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
-        cfg[key].num_workers = 0
-        cfg[key].persistent_workers = False
-    for key in ('val_dataloader', 'test_dataloader'):
-        cfg[key].dataset.data_root = str(tiny_spine_root)
-        cfg[key].dataset.split = 'splits/seed0_25pct.json'
-    cfg.train_dataloader.batch_size = 2
-    cfg.train_dataloader.sampler.batch_size = 2
+    use_tiny_semi_data(cfg, tiny_spine_root, batch_size=2)
     cfg.param_scheduler = []
     cfg.train_cfg = dict(type='IterBasedTrainLoop', max_iters=4,
                          val_interval=4)
