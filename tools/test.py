@@ -12,7 +12,7 @@ from mmengine.runner import Runner
 
 from cps4.utils import (CheckpointMismatchError, CorruptCheckpointError,
                         UnsafeCheckpointError, atomic_dir,
-                        check_checkpoint_fits, checkpoint_summary,
+                        check_checkpoint_fits, checkpoint_summary, close_dist,
                         enable_channels_last, enable_mixed_precision,
                         explained_registry_errors, init_cpu_dist,
                         logged_val_scores, merge_cfg_options,
@@ -224,6 +224,7 @@ def main():
             f'checkpoints of {args.checkpoint} (best: chosen on the val '
             'cases during training; test mDice of each):\n'
             + selection_table(args.checkpoint, rows))
+    close_dist()
 
 
 if __name__ == '__main__':

@@ -7,9 +7,9 @@ import sys
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from cps4.utils import (enable_channels_last, enable_mixed_precision,
-                        explained_registry_errors, init_cpu_dist,
-                        merge_cfg_options)
+from cps4.utils import (close_dist, enable_channels_last,
+                        enable_mixed_precision, explained_registry_errors,
+                        init_cpu_dist, merge_cfg_options)
 
 
 def parse_args():
@@ -104,6 +104,7 @@ def main():
     with explained_registry_errors():
         runner = Runner.from_cfg(cfg)
     runner.train()
+    close_dist()
 
 
 if __name__ == '__main__':

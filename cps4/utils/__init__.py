@@ -5,8 +5,9 @@ from .checkpoint import (SAFE_GLOBALS, CheckpointMismatchError,
                          check_checkpoint_fits, checkpoint_summary,
                          load_local_checkpoint, logged_val_scores,
                          register_safe_globals, training_checkpoints)
-from .launch import (explain_registry_error, explained_registry_errors,
-                     init_cpu_dist, merge_cfg_options)
+from .launch import (close_dist, explain_registry_error,
+                     explained_registry_errors, init_cpu_dist,
+                     merge_cfg_options)
 from .precision import (disable_mixed_precision, enable_channels_last,
                         enable_mixed_precision, memory_format_of)
 
@@ -15,7 +16,7 @@ __all__ = [
     'CheckpointMismatchError', 'CorruptCheckpointError',
     'UnsafeCheckpointError', 'check_checkpoint_fits', 'checkpoint_summary',
     'load_local_checkpoint', 'logged_val_scores', 'register_safe_globals',
-    'training_checkpoints', 'init_cpu_dist', 'explain_registry_error',
+    'training_checkpoints', 'init_cpu_dist', 'close_dist', 'explain_registry_error',
     'explained_registry_errors', 'merge_cfg_options',
     'disable_mixed_precision',
     'enable_channels_last', 'enable_mixed_precision', 'memory_format_of'

@@ -58,6 +58,27 @@ def _destroy_process_group() -> None:
         dist.destroy_process_group()
 
 
+def close_dist() -> None:
+    """Leave the process group at the end of a run that every rank finished.
+
+    Call it last in a tool's ``main``; it does nothing without a process
+    group. A gloo worker thread frees the last reference to a finished
+    collective (e.g. the broadcast of the test metrics) shortly after the
+    collective returns, and needs the GIL for it. A rank that reaches
+    interpreter shutdown within that moment aborts ("terminate called
+    without an active exception", exit code -6) although its run
+    succeeded, and torchrun then fails the whole job. The barrier gives
+    every rank's worker threads that moment before any rank leaves; only
+    a run that ended normally on all ranks may wait on it, so an error
+    still exits at once (through the ``atexit`` hook of
+    :func:`init_cpu_dist`, without a barrier).
+    """
+    if not dist.is_initialized():
+        return
+    dist.barrier()
+    dist.destroy_process_group()
+
+
 _UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
 
 
