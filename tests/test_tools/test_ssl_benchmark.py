@@ -14,7 +14,8 @@ sys.path.insert(0, str(REPO_ROOT / 'tools' / 'benchmark'))
 from ssl_bench import (METHODS, SCHEDULES, STAGE1_CONFIG, Cell,  # noqa: E402
                        LabelAmount, Schedule, SSLBenchmark, apply_schedule,
                        cell_config, choose_prompt_file, difference_table,
-                       plan_cells, prepare_data, results_table)
+                       environment, environment_table, plan_cells,
+                       prepare_data, results_table)
 RECORD_KEYS = {'method', 'labels', 'label_ratio', 'seed', 'n_labelled_cases',
                'dice_mean', 'dice_per_class', 'train_s', 'test_s'}
 HALF, TWO = LabelAmount(ratio=0.5), LabelAmount(cases=2)
@@ -107,6 +108,12 @@ def test_tiny_benchmark_writes_results_and_resumes(tiny_raw, tmp_path):
     assert '## Val mDice' in table
     assert table.startswith('Rows METHOD test the last checkpoint')
     assert '| sup+best |' in table and '| cps4+best |' in table
+    # each figure names its environment: one for the three cells
+    env = records[0]['environment']
+    assert all(r['environment'] == env for r in records)
+    assert s1['environment'] == env
+    assert '| 3 | sup/2cases/seed0, cps4/2cases/seed0, sup/100pct/seed0 |' \
+        in table
 
     results = sorted(work.glob('**/result.json'))
     stamps = {p: p.stat().st_mtime_ns for p in results}
@@ -361,6 +368,37 @@ def test_two_copies_on_one_empty_work_dir_convert_once(tiny_raw, tmp_path):
     cfg = Config.fromfile(str(work / 'cells/cps4/50pct/seed0/config.py'))
     assert cfg.model.vlm.init_cfg.checkpoint == str(
         work / 'stage1/50pct/seed0/iter_4.pth')
+
+
+def test_environment_names_code_libraries_and_threads():
+    import torch
+    env = environment()
+    assert env['threads'] == torch.get_num_threads()
+    assert env['packages']['torch'] == torch.__version__
+    assert env['packages']['mmsegmentation'] == '1.2.2'
+    assert set(env['packages']) >= {'numpy', 'scipy', 'pillow',
+                                    'opencv-python', 'mmcv', 'mmengine'}
+    commit = env['commit']  # a git checkout here; None outside one
+    assert commit is None or len(commit.split('+')[0]) == 12
+
+
+def test_environment_table_groups_cells_by_environment():
+    base = dict(commit='0123456789ab', python='3.11.7', threads=1,
+                packages=dict(torch='2.13.0', numpy='2.4.6', scipy=None))
+    two = dict(base, threads=2)
+    records = [dict(method='sup', labels='1cases', seed=0, environment=base),
+               dict(method='sup', labels='1cases', seed=1, environment=two),
+               dict(method='bcp', labels='1cases', seed=0, environment=base),
+               dict(method='bcp+best', labels='1cases', seed=0,
+                    environment=base),
+               dict(method='bcp', labels='1cases', seed=1)]
+    lines = environment_table(records).splitlines()
+    assert lines[2:] == [
+        '| 0123456789ab | 3.11.7 | 1 | torch 2.13.0, numpy 2.4.6 | 2 | '
+        'sup/1cases/seed0, bcp/1cases/seed0 |',
+        '| 0123456789ab | 3.11.7 | 2 | torch 2.13.0, numpy 2.4.6 | 1 | '
+        'sup/1cases/seed1 |',
+        '| not recorded | - | - | - | 1 | bcp/1cases/seed1 |']
 
 
 def test_bf16_precision_sets_the_fast_switches():

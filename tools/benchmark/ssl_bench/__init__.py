@@ -41,6 +41,7 @@ plot). The package is tooling of the repository, not of the installed
 from .benchmark import SSLBenchmark
 from .cell_config import apply_schedule, cell_config
 from .data import choose_prompt_file, prepare_data
+from .environment import environment, environment_table
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import difference_table, results_table
@@ -50,6 +51,6 @@ __all__ = [
     'METHODS', 'PRECISIONS', 'SCHEDULES', 'STAGE1_CONFIG', 'Cell',
     'LabelAmount', 'Method',
     'Schedule', 'SSLBenchmark', 'apply_schedule', 'cell_config',
-    'choose_prompt_file', 'difference_table', 'plan_cells', 'prepare_data',
-    'results_table'
+    'choose_prompt_file', 'difference_table', 'environment',
+    'environment_table', 'plan_cells', 'prepare_data', 'results_table'
 ]

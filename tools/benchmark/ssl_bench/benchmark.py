@@ -17,6 +17,7 @@ from cps4.utils.fileio import write_text_atomic
 from .sweep import pseudo_label_summary, run_locked, val_metrics
 from .cell_config import cell_config
 from .data import choose_prompt_file, prepare_data
+from .environment import environment
 from .methods import (METHODS, STAGE1_CONFIG, Cell, LabelAmount, Method,
                       plan_cells)
 from .report import finished_records, write_results
@@ -175,7 +176,7 @@ class SSLBenchmark:
                         checkpoint=ckpt, dice_mean=dice,
                         dice_per_class=per_class, train_s=round(train_s, 1),
                         test_s=round(test_s, 1), precision=self.precision,
-                        val=val_metrics(folder))
+                        val=val_metrics(folder), environment=environment())
 
         record, state = same_precision(
             self.precision,
@@ -287,7 +288,8 @@ class SSLBenchmark:
                 schedule=self.schedule_name, config=method.config,
                 split=cell.amount.split(cell.seed),
                 test_set='test-root' if self.test_root else 'split test',
-                checkpoint=ckpt, precision=self.precision)
+                checkpoint=ckpt, precision=self.precision,
+                environment=environment())
             record.update(val_record(folder, method.predict_on))
             best = best_record(folder, record, self.test_options)
             if best is not None:

@@ -10,6 +10,7 @@ from mmengine.logging import print_log
 from cps4.datasets.splits import format_pct
 from cps4.utils.atomic_file import save_figure
 from cps4.utils.fileio import write_json_atomic, write_text_atomic
+from .environment import environment_table
 from .methods import Cell, LabelAmount
 
 #: Which checkpoint each row of ``results.md`` tests.
@@ -91,8 +92,10 @@ def write_results(work_dir: str, records: List[dict], methods: Sequence[str],
                       'val after re-estimating its BatchNorm statistics on '
                       'the unlabelled slices, tools/analysis/adabn_eval.py)'
                       '\n\n' + stage1_table(stage1))
+    env = ('\n## Environment (of the process that finished each cell)'
+           '\n\n' + environment_table(records))
     write_text_atomic(osp.join(work_dir, 'results.md'),
-                      CHECKPOINT_NOTE + table + shown + per_class)
+                      CHECKPOINT_NOTE + table + shown + per_class + env)
     if records:
         plot_dice_vs_cases(records, methods,
                            osp.join(work_dir, 'dice_vs_cases.png'))
