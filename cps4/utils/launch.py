@@ -73,10 +73,9 @@ def close_dist() -> None:
     still exits at once (through the ``atexit`` hook of
     :func:`init_cpu_dist`, without a barrier).
     """
-    if not dist.is_initialized():
-        return
-    dist.barrier()
-    dist.destroy_process_group()
+    if dist.is_initialized():
+        dist.barrier()
+    _destroy_process_group()
 
 
 _UNKNOWN_TYPE = re.compile(r'(\S+) is not in the (\w+)::(\w+) registry')
